@@ -1,0 +1,1 @@
+"""Custody: the CLI shell, typed settings and the shared application context."""

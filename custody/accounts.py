@@ -1,0 +1,125 @@
+"""Accounts and roles: who is acting, and may they.
+
+Every command that changes evidence acts as a named account: `--user NAME`, else the
+operating-system user mapped to an account (accounts.os_user), else the account whose
+username equals the OS user.  The daemon acts as `station:<name>` (a system actor).
+"""
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from custody.errors import CustodyError, NotFound, PermissionDenied
+from indexer.catalog import custody_log
+from indexer.catalog.models import Account
+
+ROLES = ("inspector", "reviewer", "administrator", "auditor")
+# What each role may do; a route or command names the capability it needs.
+CAPABILITIES: dict[str, set[str]] = {
+    "inspector": {"view_own"},
+    "reviewer": {"view", "stream", "link", "export", "tag", "review"},
+    "administrator": {"view", "stream", "link", "export", "tag", "review", "admin", "retention", "hold",
+                      "correct_clock", "import", "reports", "users"},
+    "auditor": {"view", "audit", "reports"},
+}
+
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Actor:
+    username: str
+    role: str
+    account_id: int | None
+    units: tuple[str, ...] = ()
+
+    def can(self, capability: str) -> bool:
+        return capability in CAPABILITIES.get(self.role, set())
+
+
+SYSTEM_ROLE = "system"
+
+
+def system_actor(station: str) -> Actor:
+    return Actor(username=f"station:{station}", role=SYSTEM_ROLE, account_id=None)
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 8:
+        raise CustodyError("a password needs at least 8 characters")
+    return _hasher.hash(password)
+
+
+def check_password(hashed: str | None, password: str) -> bool:
+    if not hashed:
+        return False
+    try:
+        return _hasher.verify(hashed, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def resolve_actor(session: Session, username: str | None = None) -> Actor:
+    """The account acting now.  Unknown or disabled accounts are refused, never guessed."""
+    if username:
+        acc = session.execute(select(Account).where(Account.username == username)).scalar_one_or_none()
+        if acc is None:
+            raise PermissionDenied(f"no account named {username!r} (create it with `custody users add`)")
+    else:
+        me = os_user()
+        acc = session.execute(
+            select(Account).where(or_(Account.os_user == me, Account.username == me))
+            .order_by(Account.os_user.is_(None))
+        ).scalars().first()
+        if acc is None:
+            raise PermissionDenied(
+                f"operating-system user {me!r} is not mapped to an account; pass --user NAME "
+                "or `custody users add NAME --role ROLE --os-user {me}`")
+    if acc.disabled:
+        raise PermissionDenied(f"account {acc.username!r} is disabled")
+    return Actor(username=acc.username, role=acc.role, account_id=acc.id, units=tuple(acc.units or ()))
+
+
+def require(session: Session, actor: Actor, capability: str, subject: str = "") -> None:
+    """Refuse (and log the refusal) when the actor's role lacks the capability."""
+    if not actor.can(capability):
+        custody_log.record(session, "refused", actor=actor.username, outcome="refused", subject=subject,
+                           detail={"capability": capability, "role": actor.role})
+        session.commit()
+        raise PermissionDenied(f"{actor.username} ({actor.role}) may not {capability}")
+
+
+def add_account(session: Session, username: str, role: str, *, password: str | None = None,
+                display_name: str | None = None, os_user_name: str | None = None,
+                units: list[str] | None = None, created_by: str = "bootstrap") -> Account:
+    if role not in ROLES:
+        raise CustodyError(f"role must be one of {', '.join(ROLES)}")
+    if session.execute(select(Account).where(Account.username == username)).scalar_one_or_none():
+        raise CustodyError(f"account {username!r} already exists")
+    acc = Account(username=username, role=role, display_name=display_name, os_user=os_user_name,
+                  password_hash=hash_password(password) if password else None, units=units or [],
+                  created_by=created_by)
+    session.add(acc)
+    session.flush()
+    custody_log.record(session, "admin_change", actor=created_by, subject=f"account:{username}",
+                       detail={"change": "account_added", "role": role, "units": units or []})
+    return acc
+
+
+def get_account(session: Session, username: str) -> Account:
+    acc = session.execute(select(Account).where(Account.username == username)).scalar_one_or_none()
+    if acc is None:
+        raise NotFound(f"no account named {username!r}")
+    return acc

@@ -1,0 +1,52 @@
+"""Error types a caller can act on.  Every error carries a plain reason."""
+from __future__ import annotations
+
+
+class CustodyError(Exception):
+    """Base of every error the tool raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(CustodyError):
+    exit_code = 2
+
+
+class NotFound(CustodyError):
+    exit_code = 3
+
+
+class PermissionDenied(CustodyError):
+    exit_code = 4
+
+
+class StorageUnavailable(CustodyError):
+    """The object store did not answer; work stays in the spool and is retried."""
+
+
+class StorageIntegrityError(CustodyError):
+    """The store holds bytes whose checksum is not the evidence hash."""
+
+
+class SpoolFull(CustodyError):
+    """The station spool has less free space than the configured floor."""
+
+
+class DeviceGone(CustodyError):
+    """The device volume disappeared (cable pulled) during an offload."""
+
+
+class UnrecognisedVolume(CustodyError):
+    """No device profile matches the volume."""
+
+
+class RefusedEntry(CustodyError):
+    """An entry on a volume that must never be read (symlink, device file, escape)."""
+
+
+class IntegrityError(CustodyError):
+    """The custody log or a stored object fails verification."""
+
+
+class ObjectLocked(CustodyError):
+    """The store refused to delete or overwrite an object under retention or legal hold."""

@@ -1,0 +1,198 @@
+"""Typed configuration, declared once.
+
+Order: `--config FILE`, else `$CUSTODY_CONFIG`, else the shipped `config/custody.toml`.
+`CUSTODY_CATALOG_URL` and `CUSTODY_STORAGE_URL` override the file.  Relative paths
+are resolved against `$CUSTODY_HOME` (default: the current directory) so the
+embedded default runs from a checkout with no set-up.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import timedelta, timezone
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from custody.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CONFIG_DIR = REPO_ROOT / "config"
+SHIPPED_CONFIG = SHIPPED_CONFIG_DIR / "custody.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StationSettings(_Section):
+    name: str = "station-01"
+    timezone: str = "+08:00"  # shown to users; instants are stored in UTC
+    dock_root: Path = Path("var/docks")
+    spool_dir: Path = Path("var/spool")
+    settle_seconds: float = 3.0
+    poll_seconds: float = 2.0
+    max_concurrent_devices: int = 4
+    wipe_after_verify: bool = False
+    min_free_spool_bytes: int = 512 * 1024 * 1024
+    file_stable_seconds: float = 1.0
+    file_busy_retries: int = 3
+    copy_chunk_bytes: int = 4 * 1024 * 1024
+    upload_retry_seconds: float = 5.0
+    profiles_dir: Path | None = None  # default: config/devices beside the config file
+
+
+class CatalogSettings(_Section):
+    url: str = "sqlite:///var/catalog.db"
+    auto_migrate: bool = True
+
+
+class StorageSettings(_Section):
+    url: str = "file://var/objects"
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    multipart_threshold_bytes: int = 64 * 1024 * 1024
+    multipart_chunk_bytes: int = 64 * 1024 * 1024
+    upload_concurrency: int = 4
+    object_lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
+    create_bucket: bool = True
+    presign_seconds: int = 300
+
+
+class IndexerSettings(_Section):
+    workers: int = 1
+    keyframe_interval_seconds: float = 30.0
+    keyframe_max_per_clip: int = 40
+    thumbnail_width: int = 320
+    job_lease_seconds: float = 600.0
+    max_attempts: int = 3
+
+
+class LinkingSettings(_Section):
+    margin_minutes: float = 15.0
+    clock_uncertain_seconds: float = 120.0
+
+
+class ReportSettings(_Section):
+    standard_officers_per_device: float = 4.0
+    unit_standards: dict[str, float] = Field(default_factory=dict)
+    counted_device_kinds: list[str] = Field(default_factory=lambda: ["camera"])
+    upload_deadline_hours: float = 24.0
+    undocked_days: int = 7
+    clock_error_threshold_seconds: float = 30.0
+    unlinked_days: int = 3
+
+
+class RetentionSettings(_Section):
+    rules_file: Path | None = None  # default: config/retention.toml beside the config file
+
+
+class WebSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    secret_key: str | None = None  # default: generated and kept in var/
+    session_hours: float = 8.0
+    lockout_failures: int = 5
+    lockout_minutes: float = 15.0
+
+
+class Settings(_Section):
+    station: StationSettings = Field(default_factory=StationSettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    indexer: IndexerSettings = Field(default_factory=IndexerSettings)
+    linking: LinkingSettings = Field(default_factory=LinkingSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+
+    # Where the file was read from; relative config paths (profiles, rules) use it.
+    config_path: Path | None = None
+    home: Path = Field(default_factory=Path.cwd)
+
+    def path(self, p: Path) -> Path:
+        """Resolve a configured path against CUSTODY_HOME."""
+        return p if p.is_absolute() else (self.home / p)
+
+    @property
+    def config_dir(self) -> Path:
+        return self.config_path.parent if self.config_path else SHIPPED_CONFIG_DIR
+
+    @property
+    def profiles_dir(self) -> Path:
+        p = self.station.profiles_dir
+        if p is None:
+            return self.config_dir / "devices"
+        return p if p.is_absolute() else self.config_dir / p
+
+    @property
+    def retention_rules_file(self) -> Path:
+        p = self.retention.rules_file
+        if p is None:
+            return self.config_dir / "retention.toml"
+        return p if p.is_absolute() else self.config_dir / p
+
+    @property
+    def tz(self) -> timezone:
+        return parse_utc_offset(self.station.timezone)
+
+    @property
+    def catalog_url(self) -> str:
+        return resolve_sqlite_url(self.catalog.url, self.home)
+
+    @property
+    def storage_url(self) -> str:
+        url = self.storage.url
+        if url.startswith("file://"):
+            p = Path(url[len("file://"):])
+            return "file://" + str(self.path(p))
+        return url
+
+
+def parse_utc_offset(text: str) -> timezone:
+    """'+08:00' -> timezone(+8h).  Named zones are refused: offsets are explicit."""
+    t = text.strip()
+    if t in ("Z", "UTC", "+00:00"):
+        return timezone.utc
+    try:
+        sign = -1 if t[0] == "-" else 1
+        hh, mm = t.lstrip("+-").split(":")
+        return timezone(sign * timedelta(hours=int(hh), minutes=int(mm)))
+    except (ValueError, IndexError) as e:
+        raise ConfigError(f"time zone {text!r} is not a UTC offset like +08:00") from e
+
+
+def resolve_sqlite_url(url: str, home: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+        return prefix + str((home / url[len(prefix):]).resolve())
+    return url
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None) -> Settings:
+    path = Path(config_file) if config_file else None
+    if path is None and os.environ.get("CUSTODY_CONFIG"):
+        path = Path(os.environ["CUSTODY_CONFIG"])
+    if path is None:
+        path = SHIPPED_CONFIG
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file {path} not found") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path}: {e}") from e
+    home = Path(os.environ.get("CUSTODY_HOME") or Path.cwd())
+    try:
+        settings = Settings.model_validate({**data, "config_path": path.resolve(), "home": home})
+    except ValidationError as e:
+        raise ConfigError(f"config file {path}: {e}") from e
+    if os.environ.get("CUSTODY_CATALOG_URL"):
+        settings.catalog.url = os.environ["CUSTODY_CATALOG_URL"]
+    if os.environ.get("CUSTODY_STORAGE_URL"):
+        settings.storage.url = os.environ["CUSTODY_STORAGE_URL"]
+    if not settings.storage.endpoint_url:
+        settings.storage.endpoint_url = (
+            os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+        )
+    return settings

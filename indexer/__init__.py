@@ -1,0 +1,1 @@
+"""Indexer: metadata, keyframes, case linking, the catalog and search."""

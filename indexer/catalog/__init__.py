@@ -1,0 +1,1 @@
+"""The catalog: SQLAlchemy 2 models, the database engine and the custody log."""

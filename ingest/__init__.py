@@ -1,0 +1,1 @@
+"""Ingest: dock watching, device recognition and offload (device -> spool -> store -> catalog)."""

@@ -1,0 +1,169 @@
+"""One read of a device file: copy it to the station spool while hashing it.
+
+The copy and the SHA-256 run side by side (hashlib releases the GIL), over a small
+ring of reused buffers, so memory stays flat whatever the file size.  The spool copy
+is written under a temporary name, fsynced and atomically renamed to its hash.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import stat
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from custody.errors import DeviceGone, RefusedEntry, SpoolFull
+from ingest.volume import Entry
+
+RING = 3
+
+
+class FileChanged(Exception):
+    """The device file changed while it was being copied (still being written)."""
+
+
+class ReadFailed(Exception):
+    """The device returned an I/O error for this file."""
+
+
+@dataclass
+class CopyResult:
+    sha256: str
+    size: int
+    spool_name: str
+    mtime_ns: int
+
+
+def spool_tmp_dir(spool: Path) -> Path:
+    return spool / "tmp"
+
+
+def spool_path(spool: Path, name: str) -> Path:
+    return spool / "objects" / name
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def open_device_file(entry: Entry) -> int:
+    """Open without following links or blocking on FIFOs, and prove it is the file we scanned."""
+    try:
+        fd = os.open(entry.abspath, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise RefusedEntry("became a symbolic link after the scan; refused unread") from e
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_ino != entry.inode or st.st_dev != entry.dev:
+        os.close(fd)
+        raise RefusedEntry("replaced by a different or non-regular file after the scan; refused unread")
+    fl = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, fl & ~os.O_NONBLOCK)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    except OSError:
+        pass
+    return fd
+
+
+def copy_and_hash(entry: Entry, volume: Path, spool: Path, chunk: int = 4 * 1024 * 1024,
+                  progress: Callable[[int], None] | None = None) -> CopyResult:
+    src = open_device_file(entry)
+    tmp_dir = spool_tmp_dir(spool)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
+    out = -1
+    try:
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        h = hashlib.sha256()
+        total = _pump(src, out, h, chunk, volume, progress)
+        os.fsync(out)
+        os.close(out)
+        out = -1
+        after = os.fstat(src)
+        if after.st_size != entry.size or after.st_mtime_ns != entry.mtime_ns or total != entry.size:
+            raise FileChanged(f"file changed during copy ({entry.size} -> {after.st_size} bytes)")
+        digest = h.hexdigest()
+        final = spool_path(spool, digest)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)  # same name = same bytes (content-addressed)
+        fsync_dir(final.parent)
+        return CopyResult(sha256=digest, size=total, spool_name=digest, mtime_ns=entry.mtime_ns)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise SpoolFull(f"spool disk full while copying ({e.strerror})") from e
+        raise
+    finally:
+        os.close(src)
+        if out >= 0:
+            os.close(out)
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _pump(src: int, out: int, h: "hashlib._Hash", chunk: int, volume: Path,
+          progress: Callable[[int], None] | None) -> int:
+    bufs = [bytearray(chunk) for _ in range(RING)]
+    inflight: list[Future[None] | None] = [None] * RING
+    total = 0
+    i = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
+        while True:
+            slot = i % RING
+            if inflight[slot] is not None:
+                inflight[slot].result()  # the hasher is done with this buffer
+            buf = bufs[slot]
+            try:
+                n = os.readv(src, [buf])
+            except OSError as e:
+                if not volume.exists():
+                    raise DeviceGone("device volume disappeared during copy") from e
+                raise ReadFailed(f"device read error: {e.strerror or e}") from e
+            if n == 0:
+                if not volume.exists():
+                    raise DeviceGone("device volume disappeared during copy")
+                break
+            view = memoryview(buf)[:n]
+            inflight[slot] = hasher.submit(h.update, view)  # ordered: one hashing thread
+            _write_all(out, view)
+            total += n
+            if progress:
+                progress(n)
+            i += 1
+        for f in inflight:
+            if f is not None:
+                f.result()
+    return total
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def clean_spool_tmp(spool: Path) -> int:
+    """Remove half-written copies left by a crash (the device still has the original)."""
+    d = spool_tmp_dir(spool)
+    n = 0
+    if d.is_dir():
+        for p in d.glob("*.part"):
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+def free_bytes(path: Path) -> int:
+    path.mkdir(parents=True, exist_ok=True)
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize

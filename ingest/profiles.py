@@ -1,0 +1,333 @@
+"""Device profiles: how a docked volume is recognised and read.  Config, not code.
+
+Each `config/devices/*.toml` declares the marker globs that recognise a volume, the
+identity file and its format, which fields carry serial / officer / unit / clock,
+which globs hold media, and an optional file-name pattern.  See README "Device profiles".
+"""
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import stat
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from custody.errors import ConfigError
+from custody.settings import parse_utc_offset
+from ingest.globs import any_match
+from ingest.volume import Entry
+
+IDENTITY_MAX_BYTES = 1024 * 1024
+
+MEDIA_KINDS: dict[str, str] = {
+    **dict.fromkeys(["mp4", "mov", "avi", "mkv", "ts", "mts", "3gp", "m4v", "h264", "h265", "asf", "wmv"], "video"),
+    **dict.fromkeys(["wav", "aac", "m4a", "mp3", "amr", "ogg", "opus", "flac", "3ga"], "audio"),
+    **dict.fromkeys(["jpg", "jpeg", "png", "heic", "heif", "bmp", "tif", "tiff", "dng"], "photo"),
+}
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MatchSpec(_M):
+    all: list[str] = Field(default_factory=list)  # every glob must match at least one entry
+    any: list[str] = Field(default_factory=list)  # at least one of these must match (if given)
+    none: list[str] = Field(default_factory=list)  # none of these may match
+
+
+class IdentitySpec(_M):
+    path: str  # glob, case-insensitive; the first match is read
+    format: Literal["ini", "json", "properties", "keyvalue"]
+    section: str | None = None  # ini section
+    serial: str
+    officer: str | None = None
+    unit: str | None = None
+    clock: str | None = None
+    clock_format: str = "%Y-%m-%d %H:%M:%S"  # strptime format, or "iso" for ISO 8601
+    clock_timezone: str = "+08:00"  # zone of a clock reading that carries none
+    vendor: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+
+
+class MediaSpec(_M):
+    globs: list[str]
+    exclude: list[str] = Field(default_factory=list)
+    kinds: dict[str, str] = Field(default_factory=dict)  # extension -> video|audio|photo|other
+
+
+class NameSpec(_M):
+    pattern: str  # regex on the file name; groups: serial, officer, start, seq, important
+    time_format: str = "%Y%m%d%H%M%S"
+    timezone: str = "+08:00"
+    match_on: Literal["name", "path"] = "name"
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        re.compile(v)
+        return v
+
+
+class Profile(_M):
+    name: str
+    description: str = ""
+    kind: Literal["camera", "terminal", "other"] = "camera"
+    priority: int = 0
+    match: MatchSpec
+    identity: IdentitySpec
+    media: MediaSpec
+    filename: NameSpec | None = None
+    container_time_is_local: bool = False  # firmware writes local wall time tagged as UTC
+    source_file: str | None = None
+
+    def recognises(self, entries: list[Entry]) -> bool:
+        rels = [e.rel for e in entries if e.kind == "file"]
+        dirs = {r.rsplit("/", i)[0] for r in rels for i in range(1, r.count("/") + 1)}
+        names = rels + sorted(dirs)
+        if not all(any(any_match([g], r) for r in names) for g in self.match.all):
+            return False
+        if self.match.any and not any(any_match(self.match.any, r) for r in names):
+            return False
+        return not any(any_match(self.match.none, r) for r in names)
+
+    def is_media(self, rel: str) -> bool:
+        return any_match(self.media.globs, rel) and not any_match(self.media.exclude, rel)
+
+    def media_kind(self, rel: str) -> str:
+        ext = rel.rsplit(".", 1)[-1].lower() if "." in rel else ""
+        return self.media.kinds.get(ext) or MEDIA_KINDS.get(ext, "other")
+
+    def parse_name(self, rel: str) -> "NameInfo":
+        if not self.filename:
+            return NameInfo()
+        target = rel if self.filename.match_on == "path" else rel.rsplit("/", 1)[-1]
+        m = re.search(self.filename.pattern, target)
+        if not m:
+            return NameInfo()
+        g = m.groupdict()
+        info = NameInfo(matched=True, serial=g.get("serial"), officer=g.get("officer"), seq=g.get("seq"),
+                        important=bool(g.get("important")))
+        if g.get("start"):
+            info.start_text = g["start"]
+            try:
+                naive = datetime.strptime(g["start"], self.filename.time_format)
+                info.start = naive.replace(tzinfo=parse_utc_offset(self.filename.timezone))
+            except ValueError:
+                info.start = None  # a name that looks right but carries no real time
+        return info
+
+
+@dataclass
+class NameInfo:
+    matched: bool = False
+    serial: str | None = None
+    officer: str | None = None
+    start_text: str | None = None
+    start: datetime | None = None  # device clock, in the profile's zone
+    seq: str | None = None
+    important: bool = False
+
+
+@dataclass
+class Identity:
+    serial: str
+    officer: str | None
+    unit: str | None
+    vendor: str | None
+    model: str | None
+    firmware: str | None
+    clock_text: str | None
+    clock: datetime | None  # what the device clock read, zone-aware
+    raw: dict[str, str]
+    path: str
+
+
+class IdentityError(Exception):
+    """The identity file is missing, unreadable or lacks the serial."""
+
+
+# --------------------------------------------------------------------------- identity formats
+def _decode(data: bytes) -> str:
+    for enc in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def parse_ini(text: str, section: str | None) -> dict[str, str]:
+    cp = configparser.ConfigParser(interpolation=None, strict=False)
+    cp.optionxform = str  # keep key case (DeviceSN)
+    cp.read_string(text)
+    if section:
+        if not cp.has_section(section):
+            raise IdentityError(f"section [{section}] not found")
+        return dict(cp.items(section))
+    return {k: v for s in cp.sections() for k, v in cp.items(s)}
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Java .properties: '=', ':' or space separators, '#'/'!' comments, '\\' continuations, \\uXXXX."""
+    out: dict[str, str] = {}
+    logical: list[str] = []
+    buf = ""
+    for line in text.splitlines():
+        s = line.lstrip() if not buf else line.lstrip()
+        if not buf and (not s or s[0] in "#!"):
+            continue
+        trailing = len(s) - len(s.rstrip("\\"))
+        if trailing % 2 == 1:
+            buf += s[:-1]
+            continue
+        logical.append(buf + s)
+        buf = ""
+    if buf:
+        logical.append(buf)
+    for entry in logical:
+        m = re.match(r"((?:\\.|[^=:\s\\])*)\s*[=:\s]?\s*(.*)$", entry)
+        if not m:
+            continue
+        key, val = _unescape(m.group(1)), _unescape(m.group(2))
+        out[key] = val
+    return out
+
+
+def _unescape(s: str) -> str:
+    def rep(m: re.Match[str]) -> str:
+        c = m.group(1)
+        if c.startswith("u"):
+            return chr(int(c[1:], 16))
+        return {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}.get(c, c)
+
+    return re.sub(r"\\(u[0-9a-fA-F]{4}|.)", rep, s)
+
+
+def parse_keyvalue(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        k, v = line.split("=", 1)
+        out[k.strip()] = v.strip().strip('"')
+    return out
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+    elif isinstance(obj, list):
+        out[prefix[:-1]] = json.dumps(obj, ensure_ascii=False)
+    else:
+        out[prefix[:-1]] = "" if obj is None else str(obj)
+    return out
+
+
+def parse_clock(text: str | None, fmt: str, tz: str) -> datetime | None:
+    if not text:
+        return None
+    t = text.strip()
+    dt: datetime | None = None
+    for f in (fmt, "iso", "%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S", "%Y/%m/%d %H:%M:%S"):
+        try:
+            dt = datetime.fromisoformat(t.replace("Z", "+00:00")) if f == "iso" else datetime.strptime(t, f)
+            break
+        except ValueError:
+            continue
+    if dt is None:
+        return None  # an unreadable clock is "unknown", never a guess
+    return dt if dt.tzinfo else dt.replace(tzinfo=parse_utc_offset(tz))
+
+
+def read_identity(profile: Profile, volume: Path, entries: list[Entry]) -> Identity:
+    spec = profile.identity
+    candidates = [e for e in entries if any_match([spec.path], e.rel)]
+    if not candidates:
+        raise IdentityError(f"identity file {spec.path} not found on the volume")
+    ent = candidates[0]
+    if ent.kind != "file":
+        raise IdentityError(f"identity file {ent.rel} is a {ent.kind}; refused unread")
+    data = _read_small_regular(ent.abspath)
+    text = _decode(data)
+    try:
+        if spec.format == "ini":
+            raw = parse_ini(text, spec.section)
+        elif spec.format == "json":
+            raw = _flatten(json.loads(text))
+        elif spec.format == "properties":
+            raw = parse_properties(text)
+        else:
+            raw = parse_keyvalue(text)
+    except (configparser.Error, json.JSONDecodeError, ValueError) as e:
+        raise IdentityError(f"identity file {ent.rel}: {e}") from e
+    serial = (raw.get(spec.serial) or "").strip()
+    if not serial:
+        raise IdentityError(f"identity file {ent.rel} has no {spec.serial}")
+
+    def f(key: str | None) -> str | None:
+        return (raw.get(key) or "").strip() or None if key else None
+
+    clock_text = f(spec.clock)
+    return Identity(serial=serial, officer=f(spec.officer), unit=f(spec.unit), vendor=f(spec.vendor),
+                    model=f(spec.model), firmware=f(spec.firmware), clock_text=clock_text,
+                    clock=parse_clock(clock_text, spec.clock_format, spec.clock_timezone), raw=raw, path=ent.rel)
+
+
+def _read_small_regular(path: bytes) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise IdentityError("identity file is not a regular file; refused")
+        if st.st_size > IDENTITY_MAX_BYTES:
+            raise IdentityError(f"identity file is {st.st_size} bytes; refusing more than {IDENTITY_MAX_BYTES}")
+        return os.read(fd, IDENTITY_MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- loading & recognition
+def load_profiles(directory: Path) -> list[Profile]:
+    if not directory.is_dir():
+        raise ConfigError(f"device profile folder {directory} not found")
+    out = []
+    for p in sorted(directory.glob("*.toml")):
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+            out.append(Profile.model_validate({**data, "source_file": str(p)}))
+        except (tomllib.TOMLDecodeError, ValidationError, re.error) as e:
+            raise ConfigError(f"device profile {p}: {e}") from e
+    if not out:
+        raise ConfigError(f"no device profiles (*.toml) in {directory}")
+    return out
+
+
+def recognise(profiles: list[Profile], entries: list[Entry]) -> Profile | None:
+    """The matching profile with the highest priority, then the most markers."""
+    matching = [p for p in profiles if p.recognises(entries)]
+    if not matching:
+        return None
+    return sorted(matching, key=lambda p: (-p.priority, -len(p.match.all), p.name))[0]
+
+
+def device_clock_offset(identity: Identity, read_at: datetime) -> float | None:
+    """Device clock minus true UTC, in seconds (positive: the device runs fast)."""
+    if identity.clock is None:
+        return None
+    return round((identity.clock - read_at).total_seconds(), 3)
+
+
+__all__ = ["Identity", "IdentityError", "NameInfo", "Profile", "load_profiles", "read_identity", "recognise",
+           "device_clock_offset", "timezone"]

@@ -1,0 +1,1 @@
+"""Reports for administrators: ratio, coverage, usage."""

@@ -1,0 +1,1 @@
+"""Retention: rules, legal holds, write-once storage and purge."""

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from custody.errors import ConfigError
+from custody.settings import Settings
+from storage.base import ObjectStore
+
+
+def open_store(settings: Settings) -> ObjectStore:
+    url = settings.storage_url
+    if url.startswith("file://"):
+        from storage.local import LocalStore
+
+        return LocalStore(Path(url[len("file://"):]))
+    if url.startswith("s3://"):
+        from storage.s3 import S3Store
+
+        return S3Store(url, settings.storage)
+    raise ConfigError(f"storage URL {url!r}: use file://PATH or s3://BUCKET")

@@ -1,0 +1,192 @@
+"""Local-directory object store: the embedded default.
+
+Same guarantees as S3 Object Lock as far as a file system can give them: objects
+are written once (temp name, fsync, atomic rename, then read-only), never
+overwritten, and `delete` refuses while a retain-until date or legal hold stands.
+Lock state lives in a sidecar tree `_locks/` so it survives restarts.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from custody.errors import ObjectLocked, StorageIntegrityError, StorageUnavailable
+from storage.base import ObjectInfo, StoredObject
+from storage.fixity import sha256_file
+
+COPY_CHUNK = 4 * 1024 * 1024
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.url = f"file://{self.root}"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ paths
+    def _path(self, key: str) -> Path:
+        p = (self.root / key).resolve()
+        if self.root not in p.parents or key.startswith("_locks/"):
+            raise ValueError(f"key {key!r} escapes the store")
+        return p
+
+    def _lock_path(self, key: str) -> Path:
+        return self.root / "_locks" / (key + ".json")
+
+    def local_path(self, key: str) -> Path | None:
+        p = self._path(key)
+        return p if p.exists() else None
+
+    def ping(self) -> None:
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK):
+            raise StorageUnavailable(f"local store {self.root} is not a writable directory")
+
+    # ------------------------------------------------------------------ write
+    def _write_atomic(self, dest: Path, write: "callable[[int], None]") -> None:  # type: ignore[valid-type]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
+        try:
+            write(fd)
+            os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # write-once: read-only
+            os.link(tmp, dest)  # link, not rename: never replaces an existing object
+            os.unlink(tmp)
+            fsync_dir(dest.parent)
+        except FileExistsError:
+            os.unlink(tmp)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def put_file(self, key: str, path: Path, sha256: str, size: int, *,
+                 metadata: dict[str, str] | None = None, content_type: str | None = None) -> StoredObject:
+        dest = self._path(key)
+        existed = dest.exists()
+        if not existed:
+            def copy(fd: int) -> None:
+                with open(path, "rb", buffering=0) as src:
+                    buf = bytearray(COPY_CHUNK)
+                    view = memoryview(buf)
+                    while n := src.readinto(buf):
+                        os.write(fd, view[:n])
+            try:
+                self._write_atomic(dest, copy)
+            except OSError as e:
+                raise StorageUnavailable(f"local store write failed: {e.strerror or e}") from e
+        info = self.confirm(key, sha256, size)
+        return StoredObject(key=key, size=size, sha256=sha256, checksum=info.checksum or sha256, existed=existed)
+
+    def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None,
+                  metadata: dict[str, str] | None = None) -> StoredObject:
+        import hashlib
+
+        dest = self._path(key)
+        existed = dest.exists()
+        if not existed:
+            self._write_atomic(dest, lambda fd: os.write(fd, data) and None)
+        digest = hashlib.sha256(data).hexdigest()
+        return StoredObject(key=key, size=len(data), sha256=digest, checksum=digest, existed=existed)
+
+    # ------------------------------------------------------------------ read
+    def head(self, key: str) -> ObjectInfo | None:
+        p = self._path(key)
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            return None
+        lock = self._read_lock(key)
+        until = datetime.fromisoformat(lock["retain_until"]) if lock.get("retain_until") else None
+        return ObjectInfo(key=key, size=st.st_size, sha256=None, retain_until=until,
+                          lock_mode=lock.get("mode"), legal_hold=bool(lock.get("legal_hold")))
+
+    def confirm(self, key: str, sha256: str, size: int) -> ObjectInfo:
+        """A file system has no server-side checksum: re-read and hash what was written."""
+        p = self._path(key)
+        try:
+            st = p.stat()
+        except FileNotFoundError as e:
+            raise StorageIntegrityError(f"object {key} is missing from the local store") from e
+        if st.st_size != size:
+            raise StorageIntegrityError(f"object {key}: store holds {st.st_size} bytes, expected {size}")
+        got = sha256_file(p)
+        if got != sha256:
+            raise StorageIntegrityError(f"object {key}: stored bytes hash to {got}, expected {sha256}")
+        return ObjectInfo(key=key, size=size, sha256=sha256, checksum=got)
+
+    def iter_bytes(self, key: str, start: int = 0, end: int | None = None,
+                   chunk: int = 1024 * 1024) -> Iterator[bytes]:
+        p = self._path(key)
+        with open(p, "rb") as f:
+            f.seek(start)
+            remaining = None if end is None else end - start + 1
+            while remaining is None or remaining > 0:
+                data = f.read(chunk if remaining is None else min(chunk, remaining))
+                if not data:
+                    break
+                if remaining is not None:
+                    remaining -= len(data)
+                yield data
+
+    def presigned_url(self, key: str, seconds: int = 300) -> str | None:
+        return None
+
+    # ------------------------------------------------------------------ retention
+    def _read_lock(self, key: str) -> dict:
+        try:
+            return json.loads(self._lock_path(key).read_text())
+        except FileNotFoundError:
+            return {}
+
+    def _write_lock(self, key: str, lock: dict) -> None:
+        lp = self._lock_path(key)
+        lp.parent.mkdir(parents=True, exist_ok=True)
+        tmp = lp.with_name(lp.name + ".tmp")
+        tmp.write_text(json.dumps(lock))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, lp)
+
+    def set_retention(self, key: str, until: datetime, mode: str) -> None:
+        lock = self._read_lock(key)
+        cur = datetime.fromisoformat(lock["retain_until"]) if lock.get("retain_until") else None
+        if cur and until < cur:
+            raise ObjectLocked(f"object {key}: retain-until {cur.isoformat()} cannot be shortened")
+        lock.update(retain_until=until.astimezone(timezone.utc).isoformat(), mode=mode)
+        self._write_lock(key, lock)
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        lock = self._read_lock(key)
+        lock["legal_hold"] = on
+        self._write_lock(key, lock)
+
+    def delete(self, key: str) -> None:
+        lock = self._read_lock(key)
+        if lock.get("legal_hold"):
+            raise ObjectLocked(f"object {key} is under legal hold")
+        until = lock.get("retain_until")
+        if until and datetime.fromisoformat(until) > datetime.now(timezone.utc):
+            raise ObjectLocked(f"object {key} is retained until {until}")
+        p = self._path(key)
+        try:
+            os.chmod(p, stat.S_IRUSR | stat.S_IWUSR)
+            p.unlink()
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,272 @@
+"""S3-compatible object store (AWS, MinIO, Ceph, SeaweedFS) through boto3.
+
+The store confirms what it received: each put carries a SHA-256 checksum (whole
+object, or one per multipart part, whose composite the store reports back).  The
+whole-file SHA-256 computed at the dock stays the evidence hash and travels in the
+object's metadata (`x-amz-meta-sha256`).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from custody.errors import ConfigError, ObjectLocked, StorageIntegrityError, StorageUnavailable
+from custody.settings import StorageSettings
+from storage.base import ObjectInfo, StoredObject
+
+MAX_PARTS = 10_000
+_UNAVAILABLE = (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def composite_checksum(part_digests: list[bytes]) -> str:
+    """S3's multipart composite: SHA-256 over the concatenated part digests, '-N'."""
+    return f"{b64(hashlib.sha256(b''.join(part_digests)).digest())}-{len(part_digests)}"
+
+
+def _translate(e: Exception, what: str) -> Exception:
+    if isinstance(e, _UNAVAILABLE):
+        return StorageUnavailable(f"{what}: object store unreachable ({e})")
+    if isinstance(e, ClientError):
+        code = e.response.get("Error", {}).get("Code", "")
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in ("BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"):
+            return StorageIntegrityError(f"{what}: the store rejected the checksum ({code})")
+        if code == "AccessDenied" and what.startswith(("delete", "retention", "overwrite")):
+            return ObjectLocked(f"{what}: refused by the store ({code})")
+        if status >= 500 or code in ("SlowDown", "ServiceUnavailable", "RequestTimeout"):
+            return StorageUnavailable(f"{what}: object store error {code or status}")
+        return StorageUnavailable(f"{what}: {code or status}: {e}")
+    if isinstance(e, BotoCoreError):
+        return StorageUnavailable(f"{what}: {e}")
+    return e
+
+
+class S3Store:
+    def __init__(self, url: str, cfg: StorageSettings) -> None:
+        bucket = url[len("s3://"):].strip("/")
+        if not bucket or "/" in bucket:
+            raise ConfigError(f"storage URL {url!r}: expected s3://BUCKET")
+        self.url = url
+        self.bucket = bucket
+        self.cfg = cfg
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=cfg.endpoint_url or None,
+            region_name=cfg.region,
+            config=Config(
+                retries={"max_attempts": 5, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=120,
+                max_pool_connections=max(10, cfg.upload_concurrency * 2),
+                # we send our own SHA-256 checksums; don't add CRC32 trailers on top
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                s3={"addressing_style": "path"},
+            ),
+        )
+        self._bucket_checked = False
+
+    # ------------------------------------------------------------------ bucket
+    def ensure_bucket(self) -> None:
+        if self._bucket_checked:
+            return
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchBucket", "NotFound") and self.cfg.create_bucket:
+                try:
+                    self.client.create_bucket(Bucket=self.bucket, ObjectLockEnabledForBucket=True)
+                except ClientError as ce:
+                    if ce.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                        raise _translate(ce, f"create bucket {self.bucket}") from ce
+            else:
+                raise _translate(e, f"bucket {self.bucket}") from e
+        except Exception as e:
+            raise _translate(e, f"bucket {self.bucket}") from e
+        self._bucket_checked = True
+
+    def ping(self) -> None:
+        self._bucket_checked = False
+        self.ensure_bucket()
+
+    # ------------------------------------------------------------------ write
+    def put_file(self, key: str, path: Path, sha256: str, size: int, *,
+                 metadata: dict[str, str] | None = None, content_type: str | None = None) -> StoredObject:
+        self.ensure_bucket()
+        existing = self.head(key)
+        if existing is not None:
+            # Content-addressed: the same key must hold the same bytes (resume / duplicate).
+            if existing.sha256 != sha256 or existing.size != size:
+                raise StorageIntegrityError(
+                    f"object {key} already exists with sha256={existing.sha256} size={existing.size}")
+            return StoredObject(key=key, size=size, sha256=sha256, checksum=existing.checksum or "",
+                                version_id=existing.version_id, existed=True)
+        meta = {"sha256": sha256, **(metadata or {})}
+        extra: dict[str, Any] = {"Metadata": meta, "ContentType": content_type or "application/octet-stream"}
+        try:
+            if size <= self.cfg.multipart_threshold_bytes:
+                expected = b64(bytes.fromhex(sha256))
+                with open(path, "rb") as f:
+                    r = self.client.put_object(Bucket=self.bucket, Key=key, Body=f,
+                                               ChecksumSHA256=expected, **extra)
+                checksum = r.get("ChecksumSHA256") or expected
+                version = r.get("VersionId")
+            else:
+                checksum, version = self._multipart(key, path, size, extra)
+        except (ClientError, BotoCoreError) as e:
+            raise _translate(e, f"put {key}") from e
+        info = self.confirm(key, sha256, size, expected_checksum=checksum)
+        return StoredObject(key=key, size=size, sha256=sha256, checksum=info.checksum or checksum,
+                            version_id=version)
+
+    def _part_size(self, size: int) -> int:
+        return max(self.cfg.multipart_chunk_bytes, math.ceil(size / MAX_PARTS), 5 * 1024 * 1024)
+
+    def _multipart(self, key: str, path: Path, size: int, extra: dict[str, Any]) -> tuple[str, str | None]:
+        part_size = self._part_size(size)
+        nparts = math.ceil(size / part_size)
+        up = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", **extra)
+        upload_id = up["UploadId"]
+
+        def send(i: int) -> tuple[int, str, bytes]:
+            # Each worker reads its own part: memory is concurrency x part size, not file size.
+            with open(path, "rb") as f:
+                f.seek(i * part_size)
+                data = f.read(part_size)
+            digest = hashlib.sha256(data).digest()
+            r = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=i + 1,
+                                        Body=data, ChecksumSHA256=b64(digest), ChecksumAlgorithm="SHA256")
+            return i, r["ETag"], digest
+
+        try:
+            with ThreadPoolExecutor(max_workers=self.cfg.upload_concurrency) as pool:
+                results = sorted(pool.map(send, range(nparts)))
+            parts = [{"PartNumber": i + 1, "ETag": etag, "ChecksumSHA256": b64(d)} for i, etag, d in results]
+            r = self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                                      MultipartUpload={"Parts": parts})
+        except BaseException:
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            except Exception:
+                pass  # the store's lifecycle rules clean up what an outage leaves
+            raise
+        expected = composite_checksum([d for _, _, d in results])
+        got = r.get("ChecksumSHA256")
+        if got and got != expected:
+            raise StorageIntegrityError(f"object {key}: store composite checksum {got} != {expected}")
+        return expected, r.get("VersionId")
+
+    def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None,
+                  metadata: dict[str, str] | None = None) -> StoredObject:
+        self.ensure_bucket()
+        digest = hashlib.sha256(data).digest()
+        try:
+            r = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ChecksumSHA256=b64(digest),
+                                       ContentType=content_type or "application/octet-stream",
+                                       Metadata={"sha256": digest.hex(), **(metadata or {})})
+        except (ClientError, BotoCoreError) as e:
+            raise _translate(e, f"put {key}") from e
+        return StoredObject(key=key, size=len(data), sha256=digest.hex(),
+                            checksum=r.get("ChecksumSHA256") or b64(digest), version_id=r.get("VersionId"))
+
+    # ------------------------------------------------------------------ read
+    def head(self, key: str) -> ObjectInfo | None:
+        self.ensure_bucket()
+        try:
+            r = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise _translate(e, f"head {key}") from e
+        except BotoCoreError as e:
+            raise _translate(e, f"head {key}") from e
+        meta = r.get("Metadata") or {}
+        return ObjectInfo(key=key, size=r["ContentLength"], sha256=meta.get("sha256"),
+                          checksum=r.get("ChecksumSHA256"), version_id=r.get("VersionId"),
+                          retain_until=r.get("ObjectLockRetainUntilDate"), lock_mode=r.get("ObjectLockMode"),
+                          legal_hold=r.get("ObjectLockLegalHoldStatus") == "ON", metadata=meta)
+
+    def confirm(self, key: str, sha256: str, size: int, expected_checksum: str | None = None) -> ObjectInfo:
+        info = self.head(key)
+        if info is None:
+            raise StorageIntegrityError(f"object {key} is missing from the store after upload")
+        if info.size != size:
+            raise StorageIntegrityError(f"object {key}: store holds {info.size} bytes, expected {size}")
+        if info.sha256 != sha256:
+            raise StorageIntegrityError(f"object {key}: metadata sha256 {info.sha256} != {sha256}")
+        if expected_checksum and info.checksum and info.checksum != expected_checksum:
+            raise StorageIntegrityError(f"object {key}: store checksum {info.checksum} != {expected_checksum}")
+        if not info.checksum:
+            raise StorageIntegrityError(f"object {key}: the store reports no SHA-256 checksum")
+        return info
+
+    def iter_bytes(self, key: str, start: int = 0, end: int | None = None,
+                   chunk: int = 1024 * 1024) -> Iterator[bytes]:
+        rng = f"bytes={start}-{'' if end is None else end}"
+        try:
+            r = self.client.get_object(Bucket=self.bucket, Key=key, Range=rng)
+        except (ClientError, BotoCoreError) as e:
+            raise _translate(e, f"get {key}") from e
+        body = r["Body"]
+        try:
+            yield from body.iter_chunks(chunk)
+        finally:
+            body.close()
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    def presigned_url(self, key: str, seconds: int = 300) -> str | None:
+        return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
+                                                  ExpiresIn=seconds)
+
+    # ------------------------------------------------------------------ retention
+    def set_retention(self, key: str, until: datetime, mode: str) -> None:
+        try:
+            self.client.put_object_retention(Bucket=self.bucket, Key=key,
+                                             Retention={"Mode": mode, "RetainUntilDate": until})
+        except (ClientError, BotoCoreError) as e:
+            raise _translate(e, f"retention {key}") from e
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        try:
+            self.client.put_object_legal_hold(Bucket=self.bucket, Key=key,
+                                              LegalHold={"Status": "ON" if on else "OFF"})
+        except (ClientError, BotoCoreError) as e:
+            raise _translate(e, f"legal hold {key}") from e
+
+    def delete(self, key: str) -> None:
+        """Delete every version (a plain DELETE on a versioned bucket only hides the object)."""
+        try:
+            versions = self.client.list_object_versions(Bucket=self.bucket, Prefix=key)
+            for v in versions.get("Versions", []) + versions.get("DeleteMarkers", []):
+                if v["Key"] == key:
+                    self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=v["VersionId"])
+        except (ClientError, BotoCoreError) as e:
+            raise _translate(e, f"delete {key}") from e
+
+
+def env_has_credentials() -> bool:
+    return bool(os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))

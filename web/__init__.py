@@ -1,0 +1,1 @@
+"""The HTTP app for reviewers and administrators."""
