@@ -72,6 +72,10 @@ class IndexerSettings(_Section):
 class LinkingSettings(_Section):
     margin_minutes: float = 15.0
     clock_uncertain_seconds: float = 120.0
+    # Case numbers searched for in file names and sidecars (matches are looked up in the catalog).
+    case_no_pattern: str = r"[A-Z]{2,6}-\d{4}-\d{2,8}|[\u4e00-\u9fff]{1,10}〔\d{4}〕\d{1,6}号"
+    # Case kinds linked by officer + time; others (penalty files spanning weeks) by name, sidecar or hand.
+    auto_kinds: list[str] = Field(default_factory=lambda: ["inspection", "coercive"])
 
 
 class ReportSettings(_Section):
@@ -82,6 +86,7 @@ class ReportSettings(_Section):
     undocked_days: int = 7
     clock_error_threshold_seconds: float = 30.0
     unlinked_days: int = 3
+    coverage_tolerance_seconds: float = 120.0  # footage gap/edge allowed inside an inspection window
 
 
 class RetentionSettings(_Section):

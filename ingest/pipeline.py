@@ -1,0 +1,406 @@
+"""One docked volume, end to end: recognise -> session -> offload to spool -> store ->
+catalog -> (wipe).  The daemon and `custody ingest` both call `ingest_volume`.
+
+Stages keep explicit state in `offload_items` (pending -> copied -> stored -> wiped), so
+a SIGKILL, a pulled cable or a storage outage resumes where it stopped and never drops
+or duplicates a recording.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from custody.app import App
+from custody.errors import DeviceGone, RefusedEntry, SpoolFull
+from indexer.catalog import custody_log
+from indexer.catalog.models import DockSession, Media, OffloadItem, Sighting, utcnow
+from ingest import volume as vol
+from ingest.offload import FileChanged, ReadFailed, copy_and_hash, free_bytes
+from ingest.profiles import Identity, IdentityError, Profile, read_identity, recognise
+from ingest.session import open_session, record_unrecognised
+from ingest.upload import spool_dir, store_item, upload_pending
+from ingest.wipe import wipe_session
+
+log = logging.getLogger("custody.ingest")
+STATUSES = ("stored", "duplicate", "flagged", "refused", "skipped")
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class FileResult:
+    path: str
+    sha256: str | None
+    size: int | None
+    status: str
+    reason: str | None = None
+    media_id: int | None = None
+
+
+@dataclass
+class IngestResult:
+    volume: str
+    state: str  # complete|incomplete|unrecognised|failed|offloaded
+    message: str | None = None
+    session: int | None = None
+    device: dict[str, Any] | None = None
+    files: list[FileResult] = field(default_factory=list)
+    safe_to_remove_after_s: float | None = None
+    wiped: int = 0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        c = Counter(f.status for f in self.files)
+        return {s: c.get(s, 0) for s in STATUSES}
+
+    @property
+    def ok(self) -> bool:
+        return self.state in ("complete",) and not self.counts["skipped"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "volume": self.volume, "state": self.state, "message": self.message, "session": self.session,
+            "device": self.device, "counts": self.counts, "wiped": self.wiped,
+            "safe_to_remove_after_seconds": self.safe_to_remove_after_s,
+            "files": [{"path": f.path, "sha256": f.sha256, "size": f.size, "status": f.status, "reason": f.reason}
+                      for f in self.files],
+        }
+
+
+class DeviceLock:
+    """One offload per device at a time on this station (daemon and CLI alike)."""
+
+    def __init__(self, spool: Path, serial: str) -> None:
+        d = spool / "locks"
+        d.mkdir(parents=True, exist_ok=True)
+        self.path = d / (hashlib.sha256(serial.encode()).hexdigest()[:32] + ".lock")
+        self.fd = -1
+
+    def __enter__(self) -> "DeviceLock":
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            os.close(self.fd)
+            raise DeviceBusy("this device is already being offloaded by another process") from e
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+class DeviceBusy(Exception):
+    pass
+
+
+def _noop(event: str, data: dict[str, Any]) -> None:
+    pass
+
+
+def ingest_volume(app: App, volume: Path, *, actor: str | None = None, wipe: bool | None = None,
+                  progress: Progress | None = None) -> IngestResult:
+    actor = actor or f"station:{app.station}"
+    progress = progress or _noop
+    volume = Path(os.path.abspath(volume))
+    res = IngestResult(volume=str(volume), state="failed")
+    if not volume.is_dir() or volume.is_symlink():
+        res.message = "not a directory (a mounted device volume is expected)"
+        return res
+    entries = vol.scan(volume)
+    profile = recognise(app.profiles, entries)
+    if profile is None:
+        return _unrecognised(app, volume, res, actor,
+                             "no device profile matches this volume; left untouched (add a profile in config/devices)")
+    try:
+        ident = read_identity(profile, volume, entries)
+    except IdentityError as e:
+        return _unrecognised(app, volume, res, actor, f"profile {profile.name}: {e}; left untouched")
+    read_at = utcnow()
+    res.device = {"serial": ident.serial, "officer": ident.officer, "unit": ident.unit, "kind": profile.kind,
+                  "profile": profile.name}
+    spool = spool_dir(app)
+    try:
+        with DeviceLock(spool, ident.serial):
+            return _run(app, volume, entries, profile, ident, read_at, res, actor, wipe, progress)
+    except DeviceBusy as e:
+        res.state, res.message = "failed", str(e)
+        return res
+
+
+def _unrecognised(app: App, volume: Path, res: IngestResult, actor: str, reason: str) -> IngestResult:
+    with app.catalog.session() as s:
+        ds = record_unrecognised(s, station=app.station, volume=volume, reason=reason, actor=actor)
+        res.session = ds.id
+    res.state, res.message = "unrecognised", reason
+    log.warning("%s: %s", volume, reason)
+    return res
+
+
+def _run(app: App, volume: Path, entries: list[vol.Entry], profile: Profile, ident: Identity, read_at: Any,
+         res: IngestResult, actor: str, wipe: bool | None, progress: Progress) -> IngestResult:
+    st = app.settings.station
+    wipe = st.wipe_after_verify if wipe is None else wipe
+    t0 = time.monotonic()
+    with app.catalog.session() as s:
+        ds = open_session(s, station=app.station, volume=volume, profile=profile, ident=ident, read_at=read_at,
+                          actor=actor)
+        sid = ds.id
+    res.session = sid
+    media = [e for e in entries if e.kind == "file" and profile.is_media(e.rel)]
+    refused = [e for e in entries if e.kind in ("symlink", "special")]
+    _record_refused(app, sid, refused, actor, res)
+    progress("start", {"files": len(media), "bytes": sum(e.size for e in media), "session": sid})
+    _set_totals(app, sid, len(media), sum(e.size for e in media))
+    interrupted: str | None = None
+    try:
+        _check_spool_space(app, sum(e.size for e in media))
+        for e in media:
+            _offload_one(app, volume, sid, ident.serial, e, actor, res, trust_known=not wipe)
+            progress("file", {"path": e.rel, "bytes": e.size})
+            _bump(app, sid, e.size)
+    except DeviceGone as e:
+        interrupted = f"device removed during offload: {e}"
+    except SpoolFull as e:
+        interrupted = f"spool full, offload refused: {e}"
+    if interrupted:
+        return _finish_interrupted(app, sid, volume, media, res, interrupted, actor)
+    res.safe_to_remove_after_s = round(time.monotonic() - t0, 3)
+    with app.catalog.session() as s:
+        d = s.get(DockSession, sid)
+        d.offloaded_at, d.state = utcnow(), "offloaded"
+    progress("offloaded", {"seconds": res.safe_to_remove_after_s})
+    # Upload what this device left in the spool (this dock and any earlier interrupted one).
+    prior = _device_session_ids(app, ident.serial)
+    _, outage = upload_pending(app, actor, session_ids=prior)
+    _collect_upload_results(app, sid, res, outage)
+    if wipe and not outage:
+        res.wiped = wipe_session(app, sid, volume, {e.rel: e for e in media}, actor)
+    return _finish(app, sid, res, actor, outage)
+
+
+def _record_refused(app: App, sid: int, refused: list[vol.Entry], actor: str, res: IngestResult) -> None:
+    if not refused:
+        return
+    with app.catalog.session() as s:
+        for e in refused:
+            why = ("symbolic link: never followed or read" if e.kind == "symlink"
+                   else "device/special file: never read")
+            s.add(OffloadItem(session_id=sid, device_path=e.rel, size=None, phase="done", status="refused", reason=why))
+            custody_log.record(s, "refused", actor=actor, session_id=sid, outcome="refused",
+                               subject=f"device_path:{e.rel}", detail={"reason": why, "kind": e.kind})
+            res.files.append(FileResult(e.rel, None, None, "refused", why))
+
+
+def _check_spool_space(app: App, need: int) -> None:
+    floor = app.settings.station.min_free_spool_bytes
+    free = free_bytes(spool_dir(app))
+    if free - need < floor:
+        raise SpoolFull(f"spool has {free} bytes free, needs {need} plus a floor of {floor}; "
+                        "nothing was deleted to make room")
+
+
+def _known(app: App, serial: str, e: vol.Entry) -> OffloadItem | None:
+    """The same file (device, path, size, mtime) already stored from an earlier dock."""
+    from indexer.catalog.models import Device
+
+    with app.catalog.session() as s:
+        return s.execute(
+            select(OffloadItem).join(DockSession, DockSession.id == OffloadItem.session_id)
+            .join(Device, Device.id == DockSession.device_id)
+            .where(Device.serial == serial, OffloadItem.device_path == e.rel, OffloadItem.size == e.size,
+                   OffloadItem.mtime_ns == e.mtime_ns, OffloadItem.phase.in_(("stored", "wiped", "copied")),
+                   OffloadItem.sha256.is_not(None))
+            .order_by(OffloadItem.id.desc())
+        ).scalars().first()
+
+
+def _offload_one(app: App, volume: Path, sid: int, serial: str, e: vol.Entry, actor: str, res: IngestResult,
+                 trust_known: bool) -> None:
+    st = app.settings.station
+    known = _known(app, serial, e) if trust_known else None
+    if known is not None:
+        _carry_known(app, sid, e, known, actor)
+        return
+    with app.catalog.session() as s:
+        item = OffloadItem(session_id=sid, device_path=e.rel, size=e.size, mtime_ns=e.mtime_ns, inode=e.inode)
+        s.add(item)
+        s.flush()
+        item_id = item.id
+    entry = e
+    reason = None
+    for attempt in range(st.file_busy_retries + 1):
+        age = time.time() - entry.mtime_ns / 1e9
+        if age < st.file_stable_seconds:
+            time.sleep(min(st.file_stable_seconds - age, st.file_stable_seconds))
+            entry = _restat(entry)
+            if entry is None:
+                reason = "file vanished before it could be copied"
+                break
+            if time.time() - entry.mtime_ns / 1e9 < st.file_stable_seconds and attempt < st.file_busy_retries:
+                continue
+        try:
+            cr = copy_and_hash(entry, volume, spool_dir(app), st.copy_chunk_bytes)
+        except FileChanged as ex:
+            reason = f"still being written ({ex}); left on the device unwiped"
+            entry = _restat(entry)
+            if entry is None:
+                break
+            continue
+        except RefusedEntry as ex:
+            _close_item(app, item_id, "refused", str(ex), actor)
+            res.files.append(FileResult(e.rel, None, None, "refused", str(ex)))
+            return
+        except ReadFailed as ex:
+            reason = f"{ex}; left on the device unwiped"
+            break
+        with app.catalog.session() as s:
+            it = s.get(OffloadItem, item_id)
+            it.phase, it.sha256, it.size, it.mtime_ns, it.spool_name = "copied", cr.sha256, cr.size, cr.mtime_ns, cr.spool_name
+            custody_log.record(s, "copied", actor=actor, session_id=sid, subject=f"sha256:{cr.sha256}",
+                               detail={"device_path": e.rel, "size": cr.size})
+        return
+    _close_item(app, item_id, "skipped", reason or "file kept changing; left on the device unwiped", actor)
+
+
+def _restat(e: vol.Entry) -> vol.Entry | None:
+    try:
+        st = os.lstat(e.abspath)
+    except OSError:
+        return None
+    return vol.Entry(e.rel, e.abspath, e.kind, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+def _carry_known(app: App, sid: int, e: vol.Entry, known: OffloadItem, actor: str) -> None:
+    with app.catalog.session() as s:
+        if known.phase == "copied":
+            # Storage was down last time: the spool copy still waits; this dock sees it again.
+            s.add(OffloadItem(session_id=sid, device_path=e.rel, size=e.size, mtime_ns=e.mtime_ns, inode=e.inode,
+                              sha256=known.sha256, spool_name=known.spool_name, phase="done", status="duplicate",
+                              reason=f"copy from dock session {known.session_id} still waits in the spool"))
+            return
+        reason = f"already stored from dock session {known.session_id} (same path, size and time); not re-read"
+        s.add(OffloadItem(session_id=sid, device_path=e.rel, size=e.size, mtime_ns=e.mtime_ns, inode=e.inode,
+                          sha256=known.sha256, phase="stored", status="duplicate", reason=reason,
+                          media_id=known.media_id))
+        s.add(Sighting(media_id=known.media_id, session_id=sid, device_path=e.rel))
+        custody_log.record(s, "duplicate", actor=actor, media_id=known.media_id, session_id=sid,
+                           subject=f"sha256:{known.sha256}", detail={"device_path": e.rel, "reason": reason})
+
+
+def _close_item(app: App, item_id: int, status: str, reason: str, actor: str) -> None:
+    with app.catalog.session() as s:
+        it = s.get(OffloadItem, item_id)
+        it.phase, it.status, it.reason = "done", status, reason
+        custody_log.record(s, status if status in ("refused", "skipped") else "skipped", actor=actor,
+                           session_id=it.session_id, outcome="refused" if status == "refused" else "failed",
+                           subject=f"device_path:{it.device_path}", detail={"reason": reason})
+
+
+def _set_totals(app: App, sid: int, files: int, nbytes: int) -> None:
+    with app.catalog.session() as s:
+        d = s.get(DockSession, sid)
+        d.files_total, d.bytes_total = files, nbytes
+
+
+def _bump(app: App, sid: int, nbytes: int) -> None:
+    with app.catalog.session() as s:
+        d = s.get(DockSession, sid)
+        d.files_done += 1
+        d.bytes_done += nbytes
+        d.heartbeat_at = utcnow()
+
+
+def _device_session_ids(app: App, serial: str) -> list[int]:
+    from indexer.catalog.models import Device
+
+    with app.catalog.session() as s:
+        return list(s.execute(select(DockSession.id).join(Device, Device.id == DockSession.device_id)
+                              .where(Device.serial == serial, DockSession.station == app.station)).scalars())
+
+
+def _collect_upload_results(app: App, sid: int, res: IngestResult, outage: str | None) -> None:
+    with app.catalog.session() as s:
+        items = s.execute(select(OffloadItem).where(OffloadItem.session_id == sid, OffloadItem.status.is_distinct_from("refused"))
+                          .order_by(OffloadItem.id)).scalars().all()
+        for it in items:
+            if it.phase == "copied":
+                why = f"copied to the station spool; upload pending ({outage or 'in progress'}); not wiped"
+                res.files.append(FileResult(it.device_path, it.sha256, it.size, "skipped", why))
+            elif it.phase == "pending":
+                res.files.append(FileResult(it.device_path, None, it.size, "skipped", it.reason or "not copied"))
+            else:
+                res.files.append(FileResult(it.device_path, it.sha256, it.size, it.status or "skipped", it.reason,
+                                            it.media_id))
+
+
+def _finish(app: App, sid: int, res: IngestResult, actor: str, outage: str | None) -> IngestResult:
+    counts = res.counts
+    complete = not outage and counts["skipped"] == 0
+    with app.catalog.session() as s:
+        d = s.get(DockSession, sid)
+        d.counts = {**counts, "wiped": res.wiped}
+        d.ended_at = utcnow()
+        if complete:
+            d.state = "complete"
+            if d.resumed_from_id:
+                _close_resumed(s, d)
+        else:
+            d.state = "incomplete"
+            d.message = outage or f"{counts['skipped']} file(s) not stored"
+        custody_log.record(s, "session_complete" if complete else "session_incomplete", actor=actor, session_id=sid,
+                           detail={"counts": counts, "wiped": res.wiped, "message": d.message})
+    res.state = "complete" if complete else "incomplete"
+    res.message = None if complete else (outage or f"{counts['skipped']} file(s) not stored")
+    return res
+
+
+def _close_resumed(s: Any, d: DockSession) -> None:
+    prev_id = d.resumed_from_id
+    while prev_id:
+        prev = s.get(DockSession, prev_id)
+        if prev is None or prev.state not in ("incomplete", "offloading"):
+            break
+        prev.state = "resumed"
+        prev.message = f"{prev.message or 'incomplete'}; finished by dock session {d.id}"
+        prev_id = prev.resumed_from_id
+
+
+def _finish_interrupted(app: App, sid: int, volume: Path, media: list[vol.Entry], res: IngestResult, why: str,
+                        actor: str) -> IngestResult:
+    log.error("%s: %s", volume, why)
+    with app.catalog.session() as s:
+        d = s.get(DockSession, sid)
+        d.state, d.message, d.ended_at = "incomplete", why, utcnow()
+        custody_log.record(s, "session_incomplete", actor=actor, session_id=sid, outcome="failed",
+                           detail={"reason": why})
+    # Whatever reached the spool is still stored (the copies are good); nothing is wiped.
+    try:
+        upload_pending(app, actor, session_ids=[sid])
+    except Exception as e:  # noqa: BLE001 - the uploader retries later; report, don't lose the summary
+        log.warning("upload after interruption deferred: %s", e)
+    _collect_upload_results(app, sid, res, None)
+    seen = {f.path for f in res.files}
+    for e in media:
+        if e.rel not in seen:
+            res.files.append(FileResult(e.rel, None, e.size, "skipped", f"not copied: {why}"))
+    res.state, res.message = "incomplete", why
+    return res
+
+
+def store_one(app: App, item_id: int, profile: Profile | None, actor: str) -> None:  # re-export for callers
+    store_item(app, item_id, profile, actor)
+
+
+def media_count(app: App) -> int:
+    with app.catalog.session() as s:
+        return len(s.execute(select(Media.id)).all())

@@ -1,0 +1,69 @@
+"""A fast playability check at ingest, so truncated or fake media is flagged the moment it
+is stored (the indexer's full probe comes later).  Runs on the spool copy, never the device."""
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+TIMEOUT_S = 60
+
+
+@dataclass
+class Check:
+    ok: bool
+    reason: str | None = None
+
+
+def _tail(text: str, n: int = 300) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return "; ".join(lines[-3:])[-n:] if lines else "no output"
+
+
+def check_av(path: Path, kind: str) -> Check:
+    try:
+        r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name:format=duration",
+                            "-of", "json", str(path)], capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return Check(False, "ffprobe timed out")
+    if r.returncode != 0:
+        return Check(False, f"ffprobe: {_tail(r.stderr)}")
+    info = json.loads(r.stdout or "{}")
+    types = {s.get("codec_type") for s in info.get("streams", [])}
+    want = "video" if kind == "video" else "audio"
+    if want not in types:
+        return Check(False, f"no {want} stream (found: {', '.join(sorted(t for t in types if t)) or 'none'})")
+    # Decoding the last seconds catches files cut off mid-write (header fine, data missing).
+    try:
+        d = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-sseof", "-2", "-i", str(path), "-map", "0:" + want[0],
+                            "-f", "null", "-"], capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return Check(False, "decode check timed out")
+    if d.returncode != 0:
+        return Check(False, f"ffmpeg decode: {_tail(d.stderr)}")
+    bad = [ln for ln in d.stderr.splitlines() if any(w in ln.lower() for w in ("invalid", "corrupt", "error", "truncat"))]
+    if bad:
+        return Check(False, f"ffmpeg decode: {_tail(chr(10).join(bad))}")
+    return Check(True)
+
+
+def check_photo(path: Path) -> Check:
+    try:
+        with Image.open(path) as im:
+            im.load()  # full decode: a truncated JPEG raises here
+        return Check(True)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        return Check(False, f"image decode: {e}")
+
+
+def check(path: Path, kind: str, size: int) -> Check:
+    if size == 0:
+        return Check(False, "zero-byte file")
+    if kind in ("video", "audio"):
+        return check_av(path, kind)
+    if kind == "photo":
+        return check_photo(path)
+    return Check(True)

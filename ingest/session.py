@@ -1,0 +1,89 @@
+"""Dock sessions: who docked (device, officer, unit), when, and the device clock's error."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from indexer.catalog import custody_log
+from indexer.catalog.models import Device, DockSession, Officer, Unit, utcnow
+from ingest.profiles import Identity, Profile, device_clock_offset
+
+
+def upsert_unit(s: Session, code: str | None) -> Unit | None:
+    if not code:
+        return None
+    unit = s.execute(select(Unit).where(Unit.code == code)).scalar_one_or_none()
+    if unit is None:
+        unit = Unit(code=code)
+        s.add(unit)
+        s.flush()
+    return unit
+
+
+def upsert_officer(s: Session, badge: str | None, unit: Unit | None) -> Officer | None:
+    """An officer number seen on a device but not yet imported is recorded as such."""
+    if not badge:
+        return None
+    off = s.execute(select(Officer).where(Officer.badge == badge)).scalar_one_or_none()
+    if off is None:
+        off = Officer(badge=badge, unit_id=unit.id if unit else None, status="unknown", source="device")
+        s.add(off)
+        s.flush()
+    return off
+
+
+def upsert_device(s: Session, ident: Identity, profile: Profile, unit: Unit | None, docked_at: datetime) -> Device:
+    dev = s.execute(select(Device).where(Device.serial == ident.serial)).scalar_one_or_none()
+    if dev is None:
+        dev = Device(serial=ident.serial, kind=profile.kind, unit_id=unit.id if unit else None, source="dock")
+        s.add(dev)
+    dev.profile = profile.name
+    dev.vendor = ident.vendor or dev.vendor
+    dev.model = ident.model or dev.model
+    dev.firmware = ident.firmware or dev.firmware
+    if dev.unit_id is None and unit is not None:
+        dev.unit_id = unit.id
+    dev.last_docked_at = docked_at
+    s.flush()
+    return dev
+
+
+def open_session(s: Session, *, station: str, volume: Path, profile: Profile, ident: Identity,
+                 read_at: datetime, actor: str) -> DockSession:
+    unit = upsert_unit(s, ident.unit)
+    dev = upsert_device(s, ident, profile, unit, read_at)
+    upsert_officer(s, ident.officer, unit)
+    offset = device_clock_offset(ident, read_at)
+    if offset is not None:
+        dev.last_clock_offset_seconds = offset
+    prev = s.execute(
+        select(DockSession).where(DockSession.device_id == dev.id, DockSession.state.in_(("incomplete", "offloading")))
+        .order_by(DockSession.id.desc())
+    ).scalars().first()
+    ds = DockSession(
+        station=station, volume_path=str(volume), profile=profile.name, device_id=dev.id,
+        officer_badge=ident.officer, unit_code=ident.unit, identity=ident.raw, state="offloading",
+        resumed_from_id=prev.id if prev else None, started_at=utcnow(), heartbeat_at=utcnow(),
+        device_clock_text=ident.clock_text, station_clock_at_read=read_at, clock_offset_seconds=offset,
+        clock_offset_source="identity_file" if offset is not None else None,
+    )
+    s.add(ds)
+    s.flush()
+    custody_log.record(s, "docked", actor=actor, session_id=ds.id, subject=f"device:{ident.serial}", detail={
+        "volume": str(volume), "profile": profile.name, "serial": ident.serial, "officer": ident.officer,
+        "unit": ident.unit, "device_clock": ident.clock_text, "station_clock": read_at.isoformat(),
+        "clock_offset_seconds": offset, "resumes_session": prev.id if prev else None})
+    return ds
+
+
+def record_unrecognised(s: Session, *, station: str, volume: Path, reason: str, actor: str) -> DockSession:
+    ds = DockSession(station=station, volume_path=str(volume), state="unrecognised", message=reason,
+                     started_at=utcnow(), ended_at=utcnow())
+    s.add(ds)
+    s.flush()
+    custody_log.record(s, "unrecognised", actor=actor, session_id=ds.id, outcome="refused",
+                       subject=f"volume:{volume.name}", detail={"volume": str(volume), "reason": reason})
+    return ds

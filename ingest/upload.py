@@ -1,0 +1,245 @@
+"""Spool -> object store -> catalog.  Idempotent: a crash anywhere re-runs safely.
+
+Order matters (nothing lost): the object is stored and its checksum confirmed by the
+store, then one catalog transaction records the media row, its sighting, the index job
+and the custody events together.  Only after that may the device copy be wiped.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from custody.app import App
+from custody.errors import StorageIntegrityError, StorageUnavailable
+from indexer.catalog import custody_log
+from indexer.catalog.models import Device, DockSession, Job, Media, OffloadItem, Officer, Sighting, utcnow
+from ingest import quickcheck
+from ingest.offload import spool_path
+from ingest.profiles import Profile
+from storage.base import media_key
+
+log = logging.getLogger("custody.upload")
+ORPHAN_AGE_S = 3600
+_claimed: set[int] = set()
+_claim_lock = threading.Lock()
+
+
+@dataclass
+class Outcome:
+    status: str  # stored|duplicate|flagged|skipped
+    reason: str | None
+    media_id: int | None = None
+
+
+def spool_dir(app: App) -> Path:
+    return app.settings.path(app.settings.station.spool_dir)
+
+
+def _claim(item_id: int) -> bool:
+    with _claim_lock:
+        if item_id in _claimed:
+            return False
+        _claimed.add(item_id)
+        return True
+
+
+def _release(item_id: int) -> None:
+    with _claim_lock:
+        _claimed.discard(item_id)
+
+
+def initial_times(item: OffloadItem, ds: DockSession, profile: Profile | None) -> dict:
+    """First estimate of when it was recorded (the indexer refines it from the container/EXIF):
+    the file-name time as the device clock read it, corrected by the clock error measured
+    at this dock; else the file's modification time."""
+    offset = ds.clock_offset_seconds
+    info = profile.parse_name(item.device_path) if profile else None
+    out: dict = {"clock_offset_seconds": offset, "clock_offset_source": ds.clock_offset_source}
+    if info and info.start is not None:
+        out.update(device_start_text=info.start_text, device_start=info.start, time_source="filename",
+                   recorded_start=info.start - timedelta(seconds=offset or 0))
+    elif item.mtime_ns:
+        mt = datetime.fromtimestamp(item.mtime_ns / 1e9, tz=timezone.utc)
+        out.update(device_start_text=mt.isoformat(), device_start=mt, time_source="mtime",
+                   recorded_start=mt - timedelta(seconds=offset or 0))
+    if info:
+        out["important"] = info.important
+        out["name_officer"] = info.officer
+    return out
+
+
+def store_item(app: App, item_id: int, profile: Profile | None, actor: str) -> Outcome:
+    """Upload one copied item.  Raises StorageUnavailable (retry later; the spool keeps it)."""
+    if not _claim(item_id):
+        return Outcome("skipped", "being uploaded by another worker")
+    try:
+        return _store_item(app, item_id, profile, actor)
+    finally:
+        _release(item_id)
+
+
+def _store_item(app: App, item_id: int, profile: Profile | None, actor: str) -> Outcome:
+    cat = app.catalog
+    with cat.session() as s:
+        item = s.get(OffloadItem, item_id)
+        if item is None or item.phase != "copied":
+            return Outcome(item.status if item else "skipped", item.reason if item else "gone",
+                           item.media_id if item else None)
+        ds = s.get(DockSession, item.session_id)
+        sha, size = item.sha256, item.size or 0
+        existing = s.execute(select(Media).where(Media.sha256 == sha)).scalar_one_or_none()
+    src = spool_path(spool_dir(app), item.spool_name or sha)
+    key = media_key(sha)
+    kind = profile.media_kind(item.device_path) if profile else "other"
+    if existing is not None and existing.status == "stored":
+        app.store.confirm(key, sha, size)  # the earlier copy really is there
+        return _record_duplicate(app, item_id, existing.id, actor)
+    if not src.exists():
+        with cat.session() as s:
+            it = s.get(OffloadItem, item_id)
+            it.phase, it.status = "pending", None
+            it.reason = "spool copy missing; will be copied again from the device"
+        return Outcome("skipped", "spool copy missing; will be copied again at the next dock")
+    chk = quickcheck.check(src, kind, size)
+    try:
+        obj = app.store.put_file(key, src, sha, size, metadata={"station": app.station},
+                                 content_type=_content_type(kind, item.device_path))
+    except StorageIntegrityError:
+        raise
+    times = initial_times(item, ds, profile)
+    return _record_stored(app, item_id, obj.checksum, kind, chk, times, actor)
+
+
+def _content_type(kind: str, name: str) -> str:
+    ext = name.rsplit(".", 1)[-1].lower()
+    return {"mp4": "video/mp4", "mov": "video/quicktime", "jpg": "image/jpeg", "jpeg": "image/jpeg",
+            "wav": "audio/wav", "aac": "audio/aac", "m4a": "audio/mp4"}.get(ext, "application/octet-stream")
+
+
+def _record_duplicate(app: App, item_id: int, media_id: int, actor: str) -> Outcome:
+    with app.catalog.session() as s:
+        item = s.get(OffloadItem, item_id)
+        media = s.get(Media, media_id)
+        item.phase, item.status, item.media_id = "stored", "duplicate", media_id
+        item.reason = f"same bytes already stored as media {media_id}"
+        s.add(Sighting(media_id=media_id, session_id=item.session_id, device_path=item.device_path))
+        custody_log.record(s, "duplicate", actor=actor, media_id=media_id, session_id=item.session_id,
+                           subject=f"sha256:{media.sha256}", detail={"device_path": item.device_path})
+        return Outcome("duplicate", item.reason, media_id)
+
+
+def _record_stored(app: App, item_id: int, checksum: str, kind: str, chk: quickcheck.Check, times: dict,
+                   actor: str) -> Outcome:
+    try:
+        with app.catalog.session() as s:
+            item = s.get(OffloadItem, item_id)
+            ds = s.get(DockSession, item.session_id)
+            dev = s.get(Device, ds.device_id) if ds.device_id else None
+            badge = times.pop("name_officer", None) or ds.officer_badge
+            officer = s.execute(select(Officer).where(Officer.badge == badge)).scalar_one_or_none() if badge else None
+            flags, reasons = [], {}
+            if not chk.ok:
+                flag = "empty" if (item.size or 0) == 0 else "unplayable"
+                flags, reasons = [flag], {flag: chk.reason}
+            now = utcnow()
+            media = Media(
+                sha256=item.sha256, size=item.size or 0, kind=kind, storage_key=media_key(item.sha256),
+                storage_checksum=checksum, status="stored", device_id=dev.id if dev else None,
+                officer_id=officer.id if officer else None, officer_badge=badge, unit_code=ds.unit_code,
+                first_session_id=ds.id, original_path=item.device_path,
+                original_name=item.device_path.rsplit("/", 1)[-1],
+                original_mtime=datetime.fromtimestamp(item.mtime_ns / 1e9, tz=timezone.utc) if item.mtime_ns else None,
+                flags=flags, flag_reasons=reasons, docked_at=ds.started_at, stored_at=now, verified_at=now,
+                **times)
+            s.add(media)
+            s.flush()
+            s.add(Sighting(media_id=media.id, session_id=ds.id, device_path=item.device_path))
+            s.add(Job(kind="index", media_id=media.id))
+            item.phase, item.media_id = "stored", media.id
+            item.status = "flagged" if flags else "stored"
+            item.reason = chk.reason if flags else None
+            subj = f"sha256:{item.sha256}"
+            custody_log.record(s, "stored", actor=actor, media_id=media.id, session_id=ds.id, subject=subj,
+                               detail={"key": media.storage_key, "size": media.size, "device_path": item.device_path,
+                                       "store": app.store.url})
+            custody_log.record(s, "verified", actor=actor, media_id=media.id, session_id=ds.id, subject=subj,
+                               detail={"store_checksum": checksum})
+            if flags:
+                custody_log.record(s, "flagged", actor=actor, media_id=media.id, session_id=ds.id, subject=subj,
+                                   detail={"flags": flags, "reason": chk.reason})
+            return Outcome(item.status, item.reason, media.id)
+    except IntegrityError:
+        # Another station/worker recorded the same bytes first: this sighting is a duplicate.
+        with app.catalog.session() as s:
+            item = s.get(OffloadItem, item_id)
+            mid = s.execute(select(Media.id).where(Media.sha256 == item.sha256)).scalar_one()
+        return _record_duplicate(app, item_id, mid, actor)
+
+
+def pending_items(app: App, session_ids: list[int] | None = None) -> list[tuple[int, str | None]]:
+    """Items copied to this station's spool but not yet stored: (item id, profile name)."""
+    with app.catalog.session() as s:
+        q = (select(OffloadItem.id, DockSession.profile).join(DockSession, DockSession.id == OffloadItem.session_id)
+             .where(OffloadItem.phase == "copied", DockSession.station == app.station).order_by(OffloadItem.id))
+        if session_ids is not None:
+            q = q.where(OffloadItem.session_id.in_(session_ids))
+        return [(r[0], r[1]) for r in s.execute(q).all()]
+
+
+def upload_pending(app: App, actor: str, session_ids: list[int] | None = None) -> tuple[int, str | None]:
+    """Drain the spool.  Returns (items stored, reason the store is unavailable or None)."""
+    profiles = {p.name: p for p in app.profiles}
+    done = 0
+    for item_id, pname in pending_items(app, session_ids):
+        try:
+            store_item(app, item_id, profiles.get(pname or ""), actor)
+            done += 1
+        except StorageUnavailable as e:
+            _note_error(app, item_id, str(e))
+            return done, str(e)
+        except StorageIntegrityError as e:
+            _note_error(app, item_id, str(e))
+            log.error("integrity error storing item %s: %s", item_id, e)
+    return done, None
+
+
+def _note_error(app: App, item_id: int, err: str) -> None:
+    with app.catalog.session() as s:
+        it = s.get(OffloadItem, item_id)
+        if it is not None:
+            it.attempts += 1
+            it.last_error = err
+
+
+def clean_spool(app: App) -> int:
+    """Remove spool copies whose recording is stored, verified and indexed (they are caches now)."""
+    root = spool_dir(app) / "objects"
+    if not root.is_dir():
+        return 0
+    removed = 0
+    with app.catalog.session() as s:
+        waiting = {r[0] for r in s.execute(select(OffloadItem.sha256).where(OffloadItem.phase == "copied")).all()}
+        for p in root.iterdir():
+            if p.name in waiting:
+                continue
+            m = s.execute(select(Media).where(Media.sha256 == p.name)).scalar_one_or_none()
+            if m is not None and m.verified_at is not None and m.index_state != "pending":
+                p.unlink(missing_ok=True)
+                removed += 1
+            elif m is None and not _referenced(s, p.name) and time.time() - p.stat().st_mtime > ORPHAN_AGE_S:
+                # orphan from a crash between rename and commit (old enough not to be in flight)
+                p.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _referenced(s: Session, sha: str) -> bool:
+    return s.execute(select(OffloadItem.id).where(OffloadItem.sha256 == sha).limit(1)).first() is not None

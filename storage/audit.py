@@ -1,0 +1,81 @@
+"""`custody verify`: re-read every stored object, recompute SHA-256, check the custody chain.
+
+Like bagit's validation, it reports every problem it finds rather than stopping at the
+first, and it really reads the bytes (an integrity check that passes without checking
+is worse than none).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from custody.app import App
+from indexer.catalog import custody_log
+from indexer.catalog.models import Media
+from storage.fixity import sha256_stream
+
+
+@dataclass
+class Problem:
+    kind: str  # object|custody_log
+    message: str
+    media_id: int | None = None
+    sha256: str | None = None
+
+
+@dataclass
+class AuditReport:
+    objects_checked: int = 0
+    bytes_read: int = 0
+    events_checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "objects_checked": self.objects_checked, "bytes_read": self.bytes_read,
+                "events_checked": self.events_checked,
+                "problems": [p.__dict__ for p in self.problems]}
+
+
+def _check_object(app: App, mid: int, key: str, sha: str, size: int) -> tuple[int, int, Problem | None]:
+    try:
+        got, n = sha256_stream(app.store.iter_bytes(key))
+    except Exception as e:  # noqa: BLE001 - a missing or unreadable object is a finding, not a crash
+        return mid, 0, Problem("object", f"media {mid}: object {key} could not be read: {e}", mid, sha)
+    if n != size:
+        return mid, n, Problem("object", f"media {mid}: object {key} has {n} bytes, catalog says {size}", mid, sha)
+    if got != sha:
+        return mid, n, Problem("object", f"media {mid}: object {key} hashes to {got}, catalog says {sha}", mid, sha)
+    return mid, n, None
+
+
+def verify_all(app: App, *, actor: str, progress: Callable[[int, int], None] | None = None,
+               workers: int = 4) -> AuditReport:
+    rep = AuditReport()
+    with app.catalog.session() as s:
+        rows = s.execute(select(Media.id, Media.storage_key, Media.sha256, Media.size)
+                         .where(Media.status == "stored").order_by(Media.id)).all()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _mid, n, prob in pool.map(lambda r: _check_object(app, *r), rows):
+            rep.objects_checked += 1
+            rep.bytes_read += n
+            if prob:
+                rep.problems.append(prob)
+            if progress:
+                progress(rep.objects_checked, n)
+    with app.catalog.session() as s:
+        chain = custody_log.verify_chain(s)
+    rep.events_checked = chain.events
+    rep.problems += [Problem("custody_log", p) for p in chain.problems]
+    with app.catalog.session() as s:
+        custody_log.record(s, "verified", actor=actor, outcome="ok" if rep.ok else "failed", subject="fixity-audit",
+                           detail={"objects": rep.objects_checked, "bytes": rep.bytes_read,
+                                   "events": rep.events_checked, "problems": [p.message for p in rep.problems][:100]})
+    return rep

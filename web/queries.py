@@ -1,0 +1,213 @@
+"""Read-side queries for the reviewer pages: search, case timeline, recording details.
+
+Plain ORM queries over the catalog, always narrowed to what the viewer may see.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import Session
+
+from custody.accounts import Actor
+from indexer.catalog.models import (
+    Case,
+    CaseOfficer,
+    ClockCorrection,
+    CustodyEvent,
+    Derivative,
+    Device,
+    Media,
+    MediaLink,
+    Officer,
+    ReviewItem,
+    Unit,
+)
+from web.access import scope_cases, scope_media
+
+MAX_ROWS = 200
+FRAME_KINDS = ("keyframe", "thumbnail")
+
+
+@dataclass
+class SearchForm:
+    case_no: str = ""
+    officer: str = ""
+    device: str = ""
+    enterprise: str = ""
+    day: date | None = None
+    unlinked: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.case_no or self.officer or self.device or self.enterprise or self.day or self.unlinked)
+
+    @property
+    def wants_media(self) -> bool:
+        """Recordings are listed when the query is about people, devices, days or orphans."""
+        return bool(self.officer or self.device or self.day or self.unlinked)
+
+
+def day_bounds(day: date, tz: timezone) -> tuple[datetime, datetime]:
+    """A calendar day as users mean it (station time) -> UTC instants."""
+    start = datetime.combine(day, time(0), tzinfo=tz)
+    return start, start + timedelta(days=1)
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _officer_ids(text: str):  # noqa: ANN202 - SQL expression
+    return select(Officer.id).where(or_(Officer.badge.ilike(_like(text), escape="\\"),
+                                        Officer.name.ilike(_like(text), escape="\\")))
+
+
+def search_cases(s: Session, actor: Actor, f: SearchForm, tz: timezone) -> list[Case]:
+    if f.unlinked and not (f.case_no or f.enterprise):
+        return []
+    q = select(Case)
+    if f.case_no:
+        q = q.where(Case.case_no.ilike(_like(f.case_no), escape="\\"))
+    if f.enterprise:
+        q = q.where(Case.enterprise.ilike(_like(f.enterprise), escape="\\"))
+    if f.officer:
+        q = q.where(Case.id.in_(select(CaseOfficer.case_id).where(CaseOfficer.officer_id.in_(_officer_ids(f.officer)))))
+    if f.device:
+        q = q.where(Case.id.in_(select(MediaLink.case_id).join(Media, Media.id == MediaLink.media_id)
+                                .join(Device, Device.id == Media.device_id)
+                                .where(MediaLink.active.is_(True), Device.serial.ilike(_like(f.device), escape="\\"))))
+    if f.day:
+        lo, hi = day_bounds(f.day, tz)
+        q = q.where(Case.start >= lo, Case.start < hi)
+    q = scope_cases(q, actor).order_by(Case.start.desc().nulls_last(), Case.case_no).limit(MAX_ROWS)
+    return list(s.execute(q).scalars())
+
+
+def search_media(s: Session, actor: Actor, f: SearchForm, tz: timezone) -> list[Media]:
+    if not f.wants_media:
+        return []
+    q = select(Media)
+    if f.officer:
+        q = q.where(or_(Media.officer_id.in_(_officer_ids(f.officer)),
+                        Media.officer_badge.ilike(_like(f.officer), escape="\\")))
+    if f.device:
+        q = q.where(Media.device_id.in_(select(Device.id).where(Device.serial.ilike(_like(f.device), escape="\\"))))
+    if f.day:
+        lo, hi = day_bounds(f.day, tz)
+        q = q.where(Media.recorded_start >= lo, Media.recorded_start < hi)
+    if f.unlinked:
+        q = q.where(~exists(select(MediaLink.id).where(MediaLink.media_id == Media.id, MediaLink.active.is_(True))))
+    q = scope_media(q, actor).order_by(Media.recorded_start.desc().nulls_last(), Media.id).limit(MAX_ROWS)
+    return list(s.execute(q).scalars())
+
+
+# --------------------------------------------------------------------------- case page
+@dataclass
+class TimelineEntry:
+    media: Media
+    link: MediaLink
+    frames: list[Derivative] = field(default_factory=list)
+    left_pct: float = 0.0
+    width_pct: float = 100.0
+
+
+@dataclass
+class CaseView:
+    case: Case
+    unit: Unit | None
+    officers: list[Officer]
+    entries: list[TimelineEntry]
+    hidden: int  # linked recordings the viewer may not see
+
+    @property
+    def lanes(self) -> list[str]:
+        seen: list[str] = []
+        for e in self.entries:
+            if lane_of(e.media) not in seen:
+                seen.append(lane_of(e.media))
+        return seen
+
+
+def lane_of(m: Media) -> str:
+    """One timeline lane per officer and device pair."""
+    who = m.officer.badge if m.officer else (m.officer_badge or "?")
+    dev = m.device.serial if m.device else "?"
+    return f"{who} · {dev}"
+
+
+def frames_of(s: Session, media_ids: list[int]) -> dict[int, list[Derivative]]:
+    out: dict[int, list[Derivative]] = {i: [] for i in media_ids}
+    if not media_ids:
+        return out
+    rows = s.execute(select(Derivative).where(Derivative.media_id.in_(media_ids), Derivative.kind.in_(FRAME_KINDS),
+                                              Derivative.purged_at.is_(None))
+                     .order_by(Derivative.media_id, Derivative.offset_seconds.nulls_first(), Derivative.id)).scalars()
+    for d in rows:
+        out[d.media_id].append(d)
+    return out
+
+
+def case_view(s: Session, actor: Actor, case: Case) -> CaseView:
+    unit = s.get(Unit, case.unit_id) if case.unit_id else None
+    officers = list(s.execute(select(Officer).join(CaseOfficer, CaseOfficer.officer_id == Officer.id)
+                              .where(CaseOfficer.case_id == case.id).order_by(Officer.badge)).scalars())
+    links = s.execute(select(MediaLink, Media).join(Media, Media.id == MediaLink.media_id)
+                      .where(MediaLink.case_id == case.id, MediaLink.active.is_(True))).all()
+    visible_ids = set(s.execute(scope_media(select(Media.id).where(Media.id.in_([m.id for _, m in links])),
+                                            actor)).scalars())
+    entries = [TimelineEntry(media=m, link=link) for link, m in links if m.id in visible_ids]
+    entries.sort(key=lambda e: (e.media.recorded_start or datetime.max.replace(tzinfo=timezone.utc), e.media.id))
+    frames = frames_of(s, [e.media.id for e in entries])
+    for e in entries:
+        e.frames = frames[e.media.id]
+    _place(entries)
+    return CaseView(case=case, unit=unit, officers=officers, entries=entries, hidden=len(links) - len(entries))
+
+
+def _place(entries: list[TimelineEntry]) -> None:
+    """Position each recording on a shared time axis (percent of the span covered)."""
+    spans = [(e, e.media.recorded_start, media_end(e.media)) for e in entries if e.media.recorded_start]
+    if not spans:
+        return
+    lo = min(a for _, a, _ in spans)
+    hi = max(b for _, _, b in spans)
+    total = max((hi - lo).total_seconds(), 1.0)
+    for e, a, b in spans:
+        e.left_pct = round(100 * (a - lo).total_seconds() / total, 2)
+        e.width_pct = max(round(100 * (b - a).total_seconds() / total, 2), 0.5)
+
+
+def media_end(m: Media) -> datetime:
+    assert m.recorded_start is not None
+    if m.recorded_end:
+        return m.recorded_end
+    return m.recorded_start + timedelta(seconds=m.duration_seconds or 0)
+
+
+# --------------------------------------------------------------------------- recording page
+@dataclass
+class MediaView:
+    media: Media
+    links: list[tuple[MediaLink, Case]]
+    corrections: list[ClockCorrection]
+    frames: list[Derivative]
+    trail: list[CustodyEvent]
+    reviews: list[ReviewItem]
+
+
+def media_view(s: Session, media: Media) -> MediaView:
+    links = [(link, case) for link, case in s.execute(
+        select(MediaLink, Case).join(Case, Case.id == MediaLink.case_id)
+        .where(MediaLink.media_id == media.id).order_by(MediaLink.created_at)).all()]
+    corrections: list[ClockCorrection] = []
+    if media.device_id:
+        corrections = list(s.execute(select(ClockCorrection).where(ClockCorrection.device_id == media.device_id)
+                                     .order_by(ClockCorrection.valid_from)).scalars())
+    trail = list(s.execute(select(CustodyEvent).where(CustodyEvent.media_id == media.id)
+                           .order_by(CustodyEvent.seq)).scalars())
+    reviews = list(s.execute(select(ReviewItem).where(ReviewItem.media_id == media.id)
+                             .order_by(ReviewItem.created_at)).scalars())
+    return MediaView(media=media, links=links, corrections=corrections, frames=frames_of(s, [media.id])[media.id],
+                     trail=trail, reviews=reviews)
