@@ -91,6 +91,8 @@ class ReportSettings(_Section):
 
 class RetentionSettings(_Section):
     rules_file: Path | None = None  # default: config/retention.toml beside the config file
+    apply_locks: bool = True  # mirror keep-until and holds into the store's Object Lock
+    open_ended_lock_days: int = 365  # retain-until horizon for recordings kept permanently/open-ended
 
 
 class WebSettings(_Section):

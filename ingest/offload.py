@@ -78,7 +78,14 @@ def open_device_file(entry: Entry) -> int:
 
 def copy_and_hash(entry: Entry, volume: Path, spool: Path, chunk: int = 4 * 1024 * 1024,
                   progress: Callable[[int], None] | None = None) -> CopyResult:
-    src = open_device_file(entry)
+    try:
+        src = open_device_file(entry)
+    except RefusedEntry:
+        raise
+    except OSError as e:
+        if not _present(volume, entry):
+            raise DeviceGone("device volume disappeared") from e
+        raise ReadFailed(f"cannot open on the device: {e.strerror or e}") from e
     tmp_dir = spool_tmp_dir(spool)
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
@@ -86,7 +93,7 @@ def copy_and_hash(entry: Entry, volume: Path, spool: Path, chunk: int = 4 * 1024
     try:
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         h = hashlib.sha256()
-        total = _pump(src, out, h, chunk, volume, progress)
+        total = _pump(src, out, h, chunk, volume, entry, progress)
         os.fsync(out)
         os.close(out)
         out = -1
@@ -111,7 +118,7 @@ def copy_and_hash(entry: Entry, volume: Path, spool: Path, chunk: int = 4 * 1024
             tmp.unlink()
 
 
-def _pump(src: int, out: int, h: "hashlib._Hash", chunk: int, volume: Path,
+def _pump(src: int, out: int, h: "hashlib._Hash", chunk: int, volume: Path, entry: Entry,
           progress: Callable[[int], None] | None) -> int:
     bufs = [bytearray(chunk) for _ in range(RING)]
     inflight: list[Future[None] | None] = [None] * RING
@@ -126,13 +133,11 @@ def _pump(src: int, out: int, h: "hashlib._Hash", chunk: int, volume: Path,
             try:
                 n = os.readv(src, [buf])
             except OSError as e:
-                if not volume.exists():
+                if not _present(volume, entry):
                     raise DeviceGone("device volume disappeared during copy") from e
                 raise ReadFailed(f"device read error: {e.strerror or e}") from e
             if n == 0:
-                if not volume.exists():
-                    raise DeviceGone("device volume disappeared during copy")
-                break
+                break  # a short read shows up as a size mismatch after the copy
             view = memoryview(buf)[:n]
             inflight[slot] = hasher.submit(h.update, view)  # ordered: one hashing thread
             _write_all(out, view)
@@ -144,6 +149,11 @@ def _pump(src: int, out: int, h: "hashlib._Hash", chunk: int, volume: Path,
             if f is not None:
                 f.result()
     return total
+
+
+def _present(volume: Path, entry: Entry) -> bool:
+    """A pulled device shows as a vanished volume or an emptied mount point."""
+    return volume.is_dir() and os.path.isdir(os.path.dirname(entry.abspath))
 
 
 def _write_all(fd: int, view: memoryview) -> None:

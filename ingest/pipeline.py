@@ -254,6 +254,9 @@ def _offload_one(app: App, volume: Path, sid: int, serial: str, e: vol.Entry, ac
             reason = f"still being written ({ex}); left on the device unwiped"
             entry = _restat(entry)
             if entry is None:
+                if not volume.is_dir():
+                    raise DeviceGone("device volume disappeared") from ex
+                reason = "file vanished during copy; nothing stored"
                 break
             continue
         except RefusedEntry as ex:

@@ -19,6 +19,7 @@ class Column:
     key: str
     kind: ValueKind = "text"
     label: str | None = None  # i18n key; defaults to `key`
+    translate: bool = False  # values are i18n keys (statuses, reasons, kinds)
 
     @property
     def label_key(self) -> str:

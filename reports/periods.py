@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_
 
 from custody.errors import CustodyError
 
@@ -76,3 +79,10 @@ def local_iso(instant: datetime | None, tz: timezone) -> str | None:
     if instant is None:
         return None
     return instant.astimezone(tz).isoformat(timespec="seconds")
+
+
+def in_period(col: Any, period: Period) -> Any:
+    """SQL condition: the instant column falls in the period (NULLs never do)."""
+    start = period.start_utc
+    before_end = col < period.end_utc
+    return and_(col >= start, before_end) if start is not None else and_(col.is_not(None), before_end)

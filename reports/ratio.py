@@ -145,9 +145,9 @@ def ratio_report(session: Session, settings: Settings, opts: RatioOptions) -> Re
         tables=[
             Table("rows", _ROW_COLUMNS, rows),
             Table("officers", _OFFICER_COLUMNS, off_in, detail=True),
-            Table("officers_excluded", _OFFICER_COLUMNS + [Column("reason", label="reason")], off_out, detail=True),
+            Table("officers_excluded", _OFFICER_COLUMNS + [Column("reason", translate=True)], off_out, detail=True),
             Table("devices", _DEVICE_COLUMNS, dev_in, detail=True),
-            Table("devices_excluded", _DEVICE_COLUMNS + [Column("reason", label="reason")], dev_out, detail=True),
+            Table("devices_excluded", _DEVICE_COLUMNS + [Column("reason", translate=True)], dev_out, detail=True),
         ],
         charts=[_chart(rows)],
     )
@@ -241,9 +241,9 @@ _ROW_COLUMNS = [
 ]
 _OFFICER_COLUMNS = [
     Column("badge"), Column("name", label="officer_name"), Column("unit"), Column("cert_no"),
-    Column("certified_from"), Column("certified_to"), Column("status"), Column("status_changed_on"),
+    Column("certified_from"), Column("certified_to"), Column("status", translate=True), Column("status_changed_on"),
 ]
 _DEVICE_COLUMNS = [
-    Column("serial"), Column("kind"), Column("unit"), Column("model"), Column("in_service_from"),
+    Column("serial"), Column("kind", translate=True), Column("unit"), Column("model"), Column("in_service_from"),
     Column("in_service_to"), Column("first_docked_on"),
 ]

@@ -40,6 +40,21 @@ class CsrfFailed(PermissionDenied):
     """A POST without the session's CSRF token."""
 
 
+class Refused(PermissionDenied):
+    """A refusal the app's error handler writes to the custody log.
+
+    Raised inside a catalog transaction, it is logged only after that transaction has
+    rolled back: a second writer opened meanwhile would wait on the first (SQLite's
+    write lock, PostgreSQL's chain-head row lock) for ever.
+    """
+
+    def __init__(self, viewer: "Viewer | None", message: str, why: str, **detail: object) -> None:
+        super().__init__(message)
+        self.viewer = viewer
+        self.why = why
+        self.detail = detail
+
+
 @dataclass(frozen=True)
 class Viewer:
     """The person behind a request."""

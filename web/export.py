@@ -49,6 +49,7 @@ _SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,8}$")
 @dataclass
 class ExportResult:
     bag_dir: Path
+    name: str  # a safe directory name for the bag (used for the web download)
     case_no: str
     recordings: int
     payload_bytes: int
@@ -184,91 +185,125 @@ def export_case(app: App, actor: Actor, case_no: str, out: Path, *, remote_addr:
         raise CustodyError(f"{out} already exists and is not an empty directory; choose a new --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    placed = False
     try:
+        # Read, copy, then write: no catalog transaction stays open while gigabytes are copied
+        # (on SQLite an open write transaction would stall every other writer).
         with app.catalog.session() as s:
-            result = _build(app, s, actor, case_no, work, remote_addr, via)
+            plan = _plan(s, actor, case_no)
+        payload_bytes = _copy_payload(app, plan, work)
+        manifest_digest = _write_payload_tags(app, plan, work)
+        with app.catalog.session() as s:
+            ev = _record(s, actor, plan, manifest_digest, payload_bytes, remote_addr, via)
+            _write_bag_info(app, actor, plan, work, ev, manifest_digest)
             if out.exists():
                 out.rmdir()
-            os.replace(work, out)  # complete bag appears at once; the event commits with it
-            result.bag_dir = out
-        return result
+            os.replace(work, out)  # the complete bag appears at once, as its event commits
+            placed = True
+        return ExportResult(bag_dir=out, name=plan.name, case_no=case_no, recordings=len(plan.records),
+                            payload_bytes=payload_bytes, manifest_sha256=manifest_digest, event_seq=ev.seq)
     except BaseException as e:
-        shutil.rmtree(work, ignore_errors=True)
-        if not isinstance(e, (NotFound, PermissionDenied)):
-            _log_failure(app, actor, case_no, remote_addr, via, e)
+        shutil.rmtree(out if placed else work, ignore_errors=True)
+        # Logged after the export's transaction rolled back (a nested writer would wait on it).
+        _log_failure(app, actor, case_no, remote_addr, via, e)
         raise
 
 
+@dataclass
+class _Plan:
+    case: Case
+    view: Any  # CaseView
+    name: str
+    now: datetime
+    records: list[dict[str, Any]]
+    sources: list[tuple[Media, str]]  # (recording, payload path) to copy
+
+
+def _plan(s: Session, actor: Actor, case_no: str) -> _Plan:
+    case = _find_case(s, actor, case_no)
+    view = case_view(s, actor, case)
+    now = utcnow()
+    records: list[dict[str, Any]] = []
+    sources: list[tuple[Media, str]] = []
+    for n, entry in enumerate(view.entries, start=1):
+        m = entry.media
+        payload = None
+        if m.status != "purged":  # a purged recording is exported as its record only
+            payload = f"data/recordings/{payload_stem(n, m)}{payload_ext(m)}"
+            sources.append((m, payload))
+        records.append({**media_record(m, entry.link, s, payload), "_stem": payload_stem(n, m)})
+    return _Plan(case=case, view=view, name=bag_name(case, now), now=now, records=records, sources=sources)
+
+
 def _log_failure(app: App, actor: Actor, case_no: str, addr: str | None, via: str, err: BaseException) -> None:
+    outcome = "refused" if isinstance(err, PermissionDenied) else "failed"
     with app.catalog.session() as s:
-        custody_log.record(s, "exported", actor=actor.username, outcome="failed", subject=f"case:{case_no}",
-                           remote_addr=addr, detail={"via": via, "error": str(err)[:500]})
+        custody_log.record(s, "exported", actor=actor.username, outcome=outcome, subject=f"case:{case_no}",
+                           remote_addr=addr, detail={"via": via, "error": str(err)[:500] or type(err).__name__})
 
 
-def _find_case(app: App, s: Session, actor: Actor, case_no: str, addr: str | None, via: str) -> Case:
+def _find_case(s: Session, actor: Actor, case_no: str) -> Case:
     case = s.execute(select(Case).where(Case.case_no == case_no)).scalar_one_or_none()
     if case is None:
         raise NotFound(f"no case numbered {case_no!r}")
     if not can_see_case(s, actor, case):
-        with app.catalog.session() as s2:  # the refusal must survive this transaction's rollback
-            custody_log.record(s2, "exported", actor=actor.username, outcome="refused", subject=f"case:{case_no}",
-                               remote_addr=addr, detail={"via": via, "reason": "case outside the account's units"})
         raise PermissionDenied(f"{actor.username} does not cover the unit of case {case_no}")
     return case
 
 
-def _build(app: App, s: Session, actor: Actor, case_no: str, bag: Path, addr: str | None,
-           via: str) -> ExportResult:
-    case = _find_case(app, s, actor, case_no, addr, via)
-    view = case_view(s, actor, case)
-    now = utcnow()
+def _copy_payload(app: App, plan: _Plan, bag: Path) -> int:
     (bag / "data" / "recordings").mkdir(parents=True)
-    records: list[dict[str, Any]] = []
-    payload_bytes = 0
-    for n, entry in enumerate(view.entries, start=1):
-        m = entry.media
-        stem = payload_stem(n, m)
-        payload = None
-        if m.status != "purged":
-            payload = f"data/recordings/{stem}{payload_ext(m)}"
-            payload_bytes += copy_original(app, m, bag / payload)
-        rec = media_record(m, entry.link, s, payload)
-        _write_json(bag / "data" / "recordings" / f"{stem}.json", rec)
-        records.append(rec)
-    _write_json(bag / "data" / "case.json", case_record(view, records, app.settings.station.timezone))
+    return sum(copy_original(app, m, bag / payload) for m, payload in plan.sources)
 
+
+def _write_payload_tags(app: App, plan: _Plan, bag: Path) -> str:
+    """Metadata files, the payload manifest and bagit.txt; returns the manifest's own SHA-256."""
+    for rec in plan.records:
+        stem = rec.pop("_stem")
+        _write_json(bag / "data" / "recordings" / f"{stem}.json", rec)
+    _write_json(bag / "data" / "case.json", case_record(plan.view, plan.records, app.settings.station.timezone))
     manifest = manifest_lines(bag, bag / "data")
     (bag / "manifest-sha256.txt").write_text(manifest, encoding="utf-8")
-    manifest_digest = hashlib.sha256(manifest.encode()).hexdigest()
     (bag / "bagit.txt").write_text("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n", encoding="utf-8")
     (bag / "VERIFY.txt").write_text(VERIFY_TEXT, encoding="utf-8")
+    return hashlib.sha256(manifest.encode()).hexdigest()
 
-    detail = {"via": via, "bag": bag_name(case, now), "recordings": len(records), "payload_bytes": payload_bytes,
-              "manifest_sha256": manifest_digest, "hidden_recordings": view.hidden}
-    for rec in records:
-        custody_log.record(s, "exported", actor=actor.username, media_id=rec["media_id"], subject=f"case:{case_no}",
-                           remote_addr=addr, detail={**detail, "payload_file": rec["payload_file"]}, at=now)
-    ev = custody_log.record(s, "exported", actor=actor.username, subject=f"case:{case_no}", remote_addr=addr,
-                            detail=detail, at=now)
 
+def _record(s: Session, actor: Actor, plan: _Plan, manifest_digest: str, payload_bytes: int, addr: str | None,
+            via: str) -> CustodyEvent:
+    """One `exported` event per recording (its own trail shows the copy) and one for the case."""
+    subject = f"case:{plan.case.case_no}"
+    detail = {"via": via, "bag": plan.name, "recordings": len(plan.records), "payload_bytes": payload_bytes,
+              "manifest_sha256": manifest_digest, "hidden_recordings": plan.view.hidden}
+    for rec in plan.records:
+        custody_log.record(s, "exported", actor=actor.username, media_id=rec["media_id"], subject=subject,
+                           remote_addr=addr, detail={**detail, "payload_file": rec["payload_file"]}, at=plan.now)
+    return custody_log.record(s, "exported", actor=actor.username, subject=subject, remote_addr=addr,
+                              detail=detail, at=plan.now)
+
+
+def _write_bag_info(app: App, actor: Actor, plan: _Plan, bag: Path, ev: CustodyEvent, manifest_digest: str) -> None:
+    case, tz = plan.case, app.settings.tz
     info = {
         "Source-Organization": app.settings.station.name,
-        "Bagging-Date": now.astimezone(app.settings.tz).date().isoformat(),
+        "Bagging-Date": plan.now.astimezone(tz).date().isoformat(),
         "Bag-Software-Agent": SOFTWARE,
         "External-Identifier": case.case_no,
         "External-Description": f"Evidence export of case {case.case_no} ({case.enterprise or ''})",
         "Payload-Oxum": payload_oxum(bag),
         "Custody-Exported-By": actor.username,
-        "Custody-Exported-At": now.astimezone(app.settings.tz).isoformat(timespec="seconds"),
+        "Custody-Exported-At": plan.now.astimezone(tz).isoformat(timespec="seconds"),
         "Custody-Export-Event": f"seq {ev.seq} sha256 {ev.hash}",
         "Custody-Manifest-SHA256": manifest_digest,
     }
-    (bag / "bag-info.txt").write_text("".join(f"{k}: {v}\n" for k, v in info.items()), encoding="utf-8")
+    (bag / "bag-info.txt").write_text("".join(f"{k}: {_one_line(v)}\n" for k, v in info.items()), encoding="utf-8")
     tags = [bag / "bagit.txt", bag / "bag-info.txt", bag / "manifest-sha256.txt", bag / "VERIFY.txt"]
     (bag / "tagmanifest-sha256.txt").write_text(
         "".join(f"{_sha256_path(p)}  {p.name}\n" for p in tags), encoding="utf-8")
-    return ExportResult(bag_dir=bag, case_no=case.case_no, recordings=len(records), payload_bytes=payload_bytes,
-                        manifest_sha256=manifest_digest, event_seq=ev.seq)
+
+
+def _one_line(v: str) -> str:
+    return " ".join(str(v).split())
 
 
 def manifest_lines(bag: Path, data: Path) -> str:

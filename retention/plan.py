@@ -1,0 +1,192 @@
+"""Retention plans: what would be deleted, why, and what changed since the last plan.
+
+A plan lists every stored recording that is past its keep-until, under no hold and not
+locked in the store.  Nothing is deleted by making a plan; only a plan approved by a
+second administrator is ever swept.  Each item says how it changed against the
+baseline plan (the last approved or swept plan, else the last plan): a rule shortened
+in `retention.toml` marks the items it newly exposes `rule_shortened`, never a silent
+deletion.  Making a plan also refreshes each recording's cached decision and extends
+its store lock (retain-until is never shortened).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from custody.accounts import Actor
+from custody.errors import CustodyError, NotFound, PermissionDenied
+from indexer.catalog import custody_log
+from indexer.catalog.models import Media, RetentionPlan, RetentionPlanItem, utcnow
+from retention.decide import Decision, decide
+from retention.load import Facts, load_facts, load_holds
+from retention.lock import apply_decision
+from retention.rules import Rules, compare_rules, rules_from_dict, rules_for
+
+BATCH = 500
+OPEN_STATES = ("draft", "approved")
+
+
+@dataclass
+class Tally:
+    stored: int = 0
+    deletable: int = 0
+    held: int = 0
+    permanent: int = 0
+    store_locked: int = 0
+    not_yet_due: int = 0
+    changes: dict[str, int] = field(default_factory=dict)
+
+
+def _stored_batches(session: Session) -> Iterator[list[Media]]:
+    last = 0
+    while True:
+        rows = session.execute(select(Media).where(Media.status == "stored", Media.id > last)
+                               .order_by(Media.id).limit(BATCH)).scalars().all()
+        if not rows:
+            return
+        yield list(rows)
+        last = rows[-1].id
+
+
+def baseline_plan(session: Session) -> RetentionPlan | None:
+    """The plan changes are reported against: the last one someone approved, else the last one."""
+    approved = session.execute(select(RetentionPlan).where(RetentionPlan.state.in_(("approved", "swept")))
+                               .order_by(RetentionPlan.id.desc()).limit(1)).scalar_one_or_none()
+    if approved is not None:
+        return approved
+    return session.execute(select(RetentionPlan).order_by(RetentionPlan.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def _interrupted(session: Session) -> RetentionPlanItem | None:
+    return session.execute(select(RetentionPlanItem).where(RetentionPlanItem.state == "deleting").limit(1)
+                           ).scalar_one_or_none()
+
+
+def _change(m: Media, d: Decision, facts: Facts, old_rules: Rules | None, listed_before: set[int],
+            now: datetime) -> str:
+    if old_rules is not None:
+        before = decide(facts.recording, facts.links, (), facts.tags, now, old_rules)
+        if before.keep_until is None or before.keep_until > now:
+            return "rule_shortened"
+    if m.keep_rule is not None and (m.keep_until is None or (d.keep_until and m.keep_until > d.keep_until)):
+        return "keep_until_shortened"  # a fact changed (tag removed, link removed, case dates)
+    return "unchanged" if m.id in listed_before else "new"
+
+
+def _why_kept(d: Decision, m: Media, now: datetime) -> str:
+    if d.held:
+        return "held"
+    if d.keep_until is None:
+        return "permanent"
+    if d.keep_until > now:
+        return "not_yet_due"
+    return "store_locked"
+
+
+def _count_kept(t: Tally, why: str) -> None:
+    setattr(t, why, getattr(t, why) + 1)
+
+
+def _store_locked(m: Media, now: datetime) -> bool:
+    return m.lock_until is not None and m.lock_until > now
+
+
+def create_plan(app: Any, session: Session, actor: Actor, *, now: datetime | None = None,
+                rules: Rules | None = None) -> RetentionPlan:
+    now = now or utcnow()
+    rules = rules or rules_for(app)
+    if (stuck := _interrupted(session)) is not None:
+        raise CustodyError(f"plan {stuck.plan_id} was interrupted mid-sweep; run `custody retention sweep` "
+                           "to finish it before making a new plan")
+    base = baseline_plan(session)
+    old_rules = rules_from_dict({"classes": base.summary["rules"]}, rules.tz) if base and base.summary.get("rules") else None
+    listed_before = set(session.execute(select(RetentionPlanItem.media_id)
+                                        .where(RetentionPlanItem.plan_id == base.id)).scalars()) if base else set()
+    for old in session.execute(select(RetentionPlan).where(RetentionPlan.state.in_(OPEN_STATES))).scalars():
+        old.state = "superseded"
+        custody_log.record(session, "plan_superseded", actor=actor.username, subject=f"plan:{old.id}")
+    plan = RetentionPlan(state="draft", created_by=actor.username, created_at=now, as_of=now,
+                         rules_digest=rules.digest, summary={})
+    session.add(plan)
+    session.flush()
+    tally, listed = Tally(), set()
+    holds = load_holds(session, now)
+    for batch in _stored_batches(session):
+        facts = load_facts(session, batch)
+        for m in batch:
+            f = facts[m.id]
+            d = decide(f.recording, f.links, holds, f.tags, now, rules)
+            change = _change(m, d, f, old_rules, listed_before, now) if d.expired else None
+            apply_decision(app, session, m, d, now=now, actor=actor.username)
+            tally.stored += 1
+            if not d.expired or _store_locked(m, now):
+                _count_kept(tally, _why_kept(d, m, now) if not d.expired else "store_locked")
+                continue
+            assert change is not None
+            session.add(RetentionPlanItem(plan_id=plan.id, media_id=m.id, keep_until=d.keep_until, rule=d.rule,
+                                          reason=d.reason, change=change, state="pending"))
+            listed.add(m.id)
+            tally.deletable += 1
+            tally.changes[change] = tally.changes.get(change, 0) + 1
+        session.flush()
+    plan.summary = _summary(session, rules, base, old_rules, tally, listed_before - listed, now)
+    custody_log.record(session, "plan_created", actor=actor.username, subject=f"plan:{plan.id}",
+                       detail={"plan_id": plan.id, "items": tally.deletable, "rules_digest": rules.digest,
+                               "changes": tally.changes, "rules_changes": plan.summary["rules_changes"]})
+    return plan
+
+
+def _summary(session: Session, rules: Rules, base: RetentionPlan | None, old_rules: Rules | None, t: Tally,
+             dropped_ids: set[int], now: datetime) -> dict[str, Any]:
+    dropped = []
+    for mid in sorted(dropped_ids)[:500]:
+        m = session.get(Media, mid)
+        why = "purged" if m is None or m.status == "purged" else "no longer due (held, re-decided or store-locked)"
+        dropped.append({"media_id": mid, "why": why})
+    return {
+        "rules": rules.as_dict(),
+        "rules_source": rules.source,
+        "baseline_plan": base.id if base else None,
+        "rules_changes": compare_rules(old_rules.as_dict(), rules) if old_rules else [],
+        "counts": {"stored": t.stored, "deletable": t.deletable, "held": t.held, "permanent": t.permanent,
+                   "not_yet_due": t.not_yet_due, "store_locked": t.store_locked},
+        "changes": t.changes,
+        "no_longer_listed": dropped,
+    }
+
+
+def get_plan(session: Session, plan_id: int) -> RetentionPlan:
+    plan = session.get(RetentionPlan, plan_id)
+    if plan is None:
+        raise NotFound(f"no retention plan {plan_id}")
+    return plan
+
+
+def plan_items(session: Session, plan_id: int) -> list[RetentionPlanItem]:
+    return list(session.execute(select(RetentionPlanItem).where(RetentionPlanItem.plan_id == plan_id)
+                                .order_by(RetentionPlanItem.id)).scalars())
+
+
+def approve_plan(app: Any, session: Session, actor: Actor, plan_id: int) -> RetentionPlan:
+    """A second administrator signs off; the rules must still be the ones the plan was made with."""
+    plan = get_plan(session, plan_id)
+    if plan.state != "draft":
+        raise CustodyError(f"plan {plan_id} is {plan.state}; only a draft plan can be approved")
+    if plan.created_by == actor.username:
+        custody_log.record(session, "plan_approved", actor=actor.username, outcome="refused",
+                           subject=f"plan:{plan.id}", detail={"why": "creator cannot approve own plan"})
+        session.commit()
+        raise PermissionDenied(f"plan {plan_id} was made by {actor.username}; a different administrator must approve it")
+    current = rules_for(app).digest
+    if current != plan.rules_digest:
+        raise CustodyError(f"the retention rules changed after plan {plan_id} was made; make a new plan")
+    plan.state, plan.approved_by, plan.approved_at = "approved", actor.username, utcnow()
+    custody_log.record(session, "plan_approved", actor=actor.username, subject=f"plan:{plan.id}",
+                       detail={"plan_id": plan.id, "items": plan.summary.get("counts", {}).get("deletable"),
+                               "created_by": plan.created_by})
+    return plan

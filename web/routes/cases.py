@@ -1,0 +1,99 @@
+"""Reviewer pages: search, the case page with its timeline, and the case export."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
+from starlette.responses import FileResponse, Response
+
+from custody.app import App
+from custody.errors import CustodyError, NotFound
+from indexer.catalog.models import Case
+from web import trail
+from web.access import can_see_case
+from web.auth import Refused, Viewer, allow
+from web.export import export_case, zip_bag
+from web.pages import render
+from web.queries import SearchForm, case_view, search_cases, search_media
+
+router = APIRouter()
+
+
+def parse_day(text: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as e:
+        raise CustodyError(f"date {text!r} is not YYYY-MM-DD") from e
+
+
+@router.get("/search")
+def search(request: Request, case_no: str = "", officer: str = "", device: str = "", enterprise: str = "",
+           date: str = "", unlinked: str = "", viewer: Viewer = Depends(allow("view"))) -> Response:
+    app: App = request.app.state.custody
+    form = SearchForm(case_no=case_no.strip(), officer=officer.strip(), device=device.strip(),
+                      enterprise=enterprise.strip(), day=parse_day(date.strip()), unlinked=bool(unlinked))
+    cases, media = [], []
+    if not form.empty:
+        with app.catalog.session() as s:
+            cases = search_cases(s, viewer.actor, form, app.settings.tz)
+            media = search_media(s, viewer.actor, form, app.settings.tz)
+            trail.record(s, viewer, "searched", subject="search",
+                         detail={"query": {k: v for k, v in {"case_no": form.case_no, "officer": form.officer,
+                                                             "device": form.device, "enterprise": form.enterprise,
+                                                             "date": date, "unlinked": form.unlinked}.items() if v},
+                                 "cases": len(cases), "recordings": len(media)})
+    return render(request, "search.html", viewer, form=form, day_text=date, cases=cases, media=media)
+
+
+def load_case(request: Request, s: Session, viewer: Viewer, case_no: str) -> Case:
+    case = s.execute(select(Case).where(Case.case_no == case_no)).scalar_one_or_none()
+    if case is None:
+        raise NotFound(f"no case numbered {case_no}")
+    if not can_see_case(s, viewer.actor, case):
+        raise Refused(viewer, f"case {case_no} belongs to a unit this account does not cover",
+                      "case outside the account's units", case_no=case_no)
+    return case
+
+
+@router.get("/cases/{case_no:path}/export")
+def export_form(request: Request, case_no: str, viewer: Viewer = Depends(allow("export"))) -> Response:
+    """The export is a POST (it writes the custody log); this page only offers the button."""
+    app: App = request.app.state.custody
+    with app.catalog.session() as s:
+        case = load_case(request, s, viewer, case_no)
+    return render(request, "export.html", viewer, case=case)
+
+
+@router.post("/cases/{case_no:path}/export")
+def export(request: Request, case_no: str, viewer: Viewer = Depends(allow("export"))) -> Response:
+    """Build the bag, zip it (stored) and send it; the temporary copy is removed after sending."""
+    app: App = request.app.state.custody
+    work = Path(tempfile.mkdtemp(prefix="custody-export-"))
+    try:
+        result = export_case(app, viewer.actor, case_no, work / "bag", remote_addr=viewer.remote_addr, via="web")
+        bag = result.bag_dir.rename(work / result.name)
+        archive = zip_bag(bag, work / f"{bag.name}.zip")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return FileResponse(archive, media_type="application/zip", filename=archive.name,
+                        background=BackgroundTask(shutil.rmtree, work, True))
+
+
+@router.get("/cases/{case_no:path}")
+def case_page(request: Request, case_no: str, viewer: Viewer = Depends(allow("view"))) -> Response:
+    app: App = request.app.state.custody
+    with app.catalog.session() as s:
+        case = load_case(request, s, viewer, case_no)
+        view = case_view(s, viewer.actor, case)
+        trail.record(s, viewer, "viewed", subject=f"case:{case.case_no}",
+                     detail={"page": "case", "recordings": [e.media.id for e in view.entries]})
+    return render(request, "case.html", viewer, view=view)

@@ -1,0 +1,122 @@
+"""A recording: its page, the player stream, the original download, keyframes, link/unlink."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Request
+from sqlalchemy.orm import Session
+from starlette.responses import RedirectResponse, Response
+
+from custody.app import App
+from custody.errors import CustodyError, NotFound
+from indexer.catalog.models import Derivative, Media, MediaLink
+from web import actions, trail
+from web.access import can_see_case, can_see_media
+from web.auth import Refused, Viewer, allow
+from web.pages import render
+from web.queries import media_view
+from web.streaming import RangeNotSatisfiable, content_type, not_satisfiable, parse_range, ranged_response
+
+router = APIRouter()
+
+
+def load_media(request: Request, s: Session, viewer: Viewer, media_id: int) -> Media:
+    media = s.get(Media, media_id)
+    if media is None:
+        raise NotFound(f"no recording {media_id}")
+    if not can_see_media(s, viewer.actor, media):
+        raise Refused(viewer, f"recording {media_id} is outside what this account covers",
+                      "recording outside the account's scope", media_id=media_id)
+    return media
+
+
+def _playable(media: Media) -> Media:
+    if media.status == "purged":
+        raise NotFound(f"recording {media.id} was purged on {media.purged_at}; only its record remains")
+    return media
+
+
+@router.get("/media/{media_id}")
+def media_page(request: Request, media_id: int, t: float | None = None,
+               viewer: Viewer = Depends(allow("view"))) -> Response:
+    app: App = request.app.state.custody
+    with app.catalog.session() as s:
+        media = load_media(request, s, viewer, media_id)
+        view = media_view(s, media)
+        trail.record(s, viewer, "viewed", media_id=media.id, subject=f"media:{media.id}", detail={"page": "media"})
+    return render(request, "media.html", viewer, view=view, start_at=max(t or 0.0, 0.0),
+                  can_stream=viewer.can("stream"), can_link=viewer.can("link"), can_export=viewer.can("export"))
+
+
+def _send(request: Request, viewer: Viewer, media_id: int, action: str, download: bool) -> Response:
+    """Answer one (range) request and log it; the bytes stream after the log commits."""
+    app: App = request.app.state.custody
+    with app.catalog.session() as s:
+        media = _playable(load_media(request, s, viewer, media_id))
+        try:
+            rng = parse_range(request.headers.get("range"), media.size)
+        except RangeNotSatisfiable:
+            trail.record(s, viewer, action, outcome="refused", media_id=media.id, subject=f"media:{media.id}",
+                         detail={"range": request.headers.get("range"), "reason": "range not satisfiable"})
+            return not_satisfiable(media.size)
+        span = {"start": rng.start, "end": rng.end} if rng else {"start": 0, "end": media.size - 1}
+        trail.record(s, viewer, action, media_id=media.id, subject=f"media:{media.id}",
+                     detail={**span, "size": media.size})
+        key, size, kind, name = media.storage_key, media.size, media.kind, media.original_name
+    return ranged_response(app.store, key, size, rng, content_type(kind, name),
+                           download_name=name if download else None)
+
+
+@router.get("/media/{media_id}/stream")
+def stream(request: Request, media_id: int, viewer: Viewer = Depends(allow("stream"))) -> Response:
+    return _send(request, viewer, media_id, "streamed", download=False)
+
+
+@router.get("/media/{media_id}/download")
+def download(request: Request, media_id: int, viewer: Viewer = Depends(allow("export"))) -> Response:
+    """The original, byte for byte (copying evidence is approved by role and logged)."""
+    return _send(request, viewer, media_id, "downloaded", download=True)
+
+
+@router.get("/derivatives/{derivative_id}")
+def derivative(request: Request, derivative_id: int, viewer: Viewer = Depends(allow("view"))) -> Response:
+    """A keyframe or thumbnail image, streamed from the store."""
+    app: App = request.app.state.custody
+    with app.catalog.session() as s:
+        d = s.get(Derivative, derivative_id)
+        if d is None or d.purged_at is not None:
+            raise NotFound(f"no keyframe {derivative_id}")
+        load_media(request, s, viewer, d.media_id)
+        trail.record(s, viewer, "viewed", media_id=d.media_id, subject=f"derivative:{d.id}",
+                     detail={"kind": d.kind, "offset_seconds": d.offset_seconds})
+        key = d.storage_key
+    data = b"".join(app.store.iter_bytes(key))  # keyframes are small JPEGs
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
+
+
+@router.post("/media/{media_id}/link")
+def link(request: Request, media_id: int, case_no: str = Form(""), reason: str = Form(""),
+         viewer: Viewer = Depends(allow("link"))) -> Response:
+    app: App = request.app.state.custody
+    with app.catalog.session() as s:
+        media = load_media(request, s, viewer, media_id)
+        case = actions.find_case(s, case_no)
+        if not can_see_case(s, viewer.actor, case):
+            raise Refused(viewer, f"case {case.case_no} belongs to a unit this account does not cover",
+                          "case outside the account's units", case_no=case.case_no)
+        actions.link(s, viewer, media, case, reason)
+    return RedirectResponse(f"/media/{media_id}", status_code=303)
+
+
+@router.post("/links/{link_id}/unlink")
+def unlink(request: Request, link_id: int, reason: str = Form(""),
+           viewer: Viewer = Depends(allow("link"))) -> Response:
+    app: App = request.app.state.custody
+    with app.catalog.session() as s:
+        row = s.get(MediaLink, link_id)
+        if row is None:
+            raise NotFound(f"no link {link_id}")
+        load_media(request, s, viewer, row.media_id)
+        if not row.active:
+            raise CustodyError(f"link {link_id} was already removed")
+        actions.unlink(s, viewer, row, reason)
+        media_id = row.media_id
+    return RedirectResponse(f"/media/{media_id}", status_code=303)
