@@ -67,6 +67,9 @@ class IndexerSettings(_Section):
     thumbnail_width: int = 320
     job_lease_seconds: float = 600.0
     max_attempts: int = 3
+    keyframe_width: int = 1280  # stored keyframe JPEGs are scaled down to this width
+    retry_seconds: float = 30.0  # back-off before a failed job is tried again (doubles each time)
+    idle_poll_seconds: float = 2.0  # how often an idle worker looks for new jobs
 
 
 class LinkingSettings(_Section):

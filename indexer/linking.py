@@ -15,7 +15,8 @@ Rules, in order:
    device's clock error is unknown (no offset measured for the recording or the device).
 
 Links made by a reviewer (method `manual`, including a manual "not this case") are never
-undone or redone automatically.  Linking re-runs whenever cases or assignments arrive
+undone or redone automatically; once a reviewer has linked a recording by hand, officer +
+time matching leaves it alone (name and sidecar links still apply).  Linking re-runs whenever cases or assignments arrive
 later or a recording's time is corrected (`relink_media_ids`, `relink_for_case`).
 Reasons are written "中文 / English", always in that order.
 """
@@ -263,10 +264,10 @@ class _Decision:
     candidates: list[Proposal] = field(default_factory=list)
 
 
-def _decide(session: Session, settings: Settings, media: Media, decided: set[int]) -> _Decision:
+def _decide(session: Session, settings: Settings, media: Media, decided: set[int], placed: bool) -> _Decision:
     tz = settings.tz
     direct = [p for p in _direct(session, settings, media) if p.case.id not in decided]
-    if direct:
+    if direct or placed:
         return _Decision(links=direct)
     rec = _interval(media)
     if rec is None:
@@ -344,12 +345,14 @@ def link_recording(session: Session, settings: Settings, media: Media, actor: st
         return out
     _attribute(session, media, actor, carrier(session, media))
     decided = _decided_cases(session, media.id)
-    decision = _decide(session, settings, media, decided)
-    wanted = {p.case.id: p for p in decision.links}
     active = {ln.case_id: ln for ln in session.execute(select(MediaLink).where(
         MediaLink.media_id == media.id, MediaLink.active.is_(True))).scalars()}
+    # A reviewer placed this recording by hand: officer+time matching no longer adds or removes links.
+    placed = any(ln.method == "manual" for ln in active.values())
+    decision = _decide(session, settings, media, decided, placed)
+    wanted = {p.case.id: p for p in decision.links}
     for case_id, ln in active.items():
-        if ln.method == "manual" or case_id in wanted:
+        if ln.method == "manual" or case_id in wanted or (placed and ln.method == "auto"):
             continue
         case = session.get(Case, case_id)
         assert case is not None
@@ -537,9 +540,10 @@ def manual_link(session: Session, media: Media, case: Case, actor: str, reason: 
     return ln
 
 
-def manual_unlink(session: Session, media: Media, case: Case, actor: str, reason: str) -> MediaLink:
+def manual_unlink(session: Session, media: Media, case: Case, actor: str, reason: str) -> tuple[MediaLink, int]:
     """A reviewer rules a recording out of a case (whether or not it was linked); automatic
-    linking will not attach it to that case again."""
+    linking will not attach it to that case again.  Returns the ruling and how many active
+    links it removed."""
     reason = _need_reason(reason)
     rows = session.execute(select(MediaLink).where(
         MediaLink.media_id == media.id, MediaLink.case_id == case.id, MediaLink.active.is_(True))).scalars().all()
@@ -554,7 +558,7 @@ def manual_unlink(session: Session, media: Media, case: Case, actor: str, reason
               removed=[r.id for r in rows], was_linked=bool(rows))
     _resolve_open(session, media, actor, _bi(f"人工排除 {case.case_no}: {reason}",
                                              f"ruled out of {case.case_no}: {reason}"))
-    return ruling
+    return ruling, len(rows)
 
 
 def _resolve_open(session: Session, media: Media, actor: str, resolution: str) -> None:

@@ -222,4 +222,9 @@ def probe_media(path_or_url: str, kind: str) -> ProbeResult:
     """Dispatch on the catalog's media kind; `other` files are tried with ffprobe."""
     if kind == "photo":
         return probe_photo(path_or_url)
-    return probe_av(path_or_url, kind)
+    res = probe_av(path_or_url, kind)
+    if kind not in ("video", "audio") and res.unplayable:
+        # An "other" file (a document, a log) is not a recording: not being playable is no fault.
+        res.raw.setdefault("note", res.unplayable)
+        res.unplayable = None
+    return res

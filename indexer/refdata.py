@@ -490,8 +490,8 @@ def _plan_assignments(session: Session, rows: list[Row], settings: Settings,
 
 
 def _check_assignment_overlaps(session: Session, plans: list[Planned], tz: tzinfo, errors: list[RowError]) -> None:
-    """A device is carried by one officer at a time.  Stored open-ended assignments that a
-    later row supersedes are closed on apply, so they do not count as overlaps here."""
+    """A device is carried by one officer at a time.  A stored open-ended assignment followed by
+    a new open-ended one is a hand-over: it is closed on apply, so it is no overlap here."""
     by_device: dict[int, list[Planned]] = {}
     for pl in plans:
         by_device.setdefault(pl[1]["device"].id, []).append(pl)
@@ -506,8 +506,8 @@ def _check_assignment_overlaps(session: Session, plans: list[Planned], tz: tzinf
             for a in stored:
                 if (a.officer_id, a.valid_from) in in_file:
                     continue  # the same assignment, updated by this file
-                if a.valid_to is None and a.valid_from < p["valid_from"]:
-                    continue  # will be closed where this one starts
+                if a.valid_to is None and p["valid_to"] is None and a.valid_from < p["valid_from"]:
+                    continue  # a hand-over: the stored open-ended one is closed where this one starts
                 if _overlaps(p["valid_from"], p["valid_to"], a.valid_from, a.valid_to):
                     who = session.get(Officer, a.officer_id)
                     errors.append(RowError(line, f"device {p['serial']} is already assigned to "
@@ -524,7 +524,8 @@ def _apply_assignments(session: Session, plans: list[Planned], rep: ImportReport
             DeviceAssignment.device_id == dev.id, DeviceAssignment.officer_id == off.id,
             DeviceAssignment.valid_from == p["valid_from"])).scalar_one_or_none()
         if row is None:
-            _close_open_assignments(session, dev.id, p["valid_from"], rep)
+            if p["valid_to"] is None:
+                _close_open_assignments(session, dev.id, p["valid_from"], rep)
             session.add(DeviceAssignment(device_id=dev.id, officer_id=off.id, valid_from=p["valid_from"],
                                          valid_to=p["valid_to"]))
             rep.created += 1

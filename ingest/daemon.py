@@ -23,7 +23,7 @@ from indexer.catalog import custody_log
 from indexer.catalog.models import DockSession, OffloadItem
 from ingest import volume as vol
 from ingest.offload import clean_spool_tmp
-from ingest.pipeline import IngestResult, ingest_volume
+from ingest.pipeline import DeviceBusy, DeviceLock, IngestResult, ingest_volume
 from ingest.upload import clean_spool, spool_dir, upload_pending
 
 log = logging.getLogger("custody.daemon")
@@ -40,8 +40,9 @@ class Watched:
 def recover(app: App, actor: str) -> None:
     removed = clean_spool_tmp(spool_dir(app))
     with app.catalog.session() as s:
-        stale = s.execute(select(DockSession).where(DockSession.station == app.station,
-                                                    DockSession.state == "offloading")).scalars().all()
+        candidates = s.execute(select(DockSession).where(DockSession.station == app.station,
+                                                         DockSession.state.in_(("offloading", "offloaded")))).scalars().all()
+        stale = [d for d in candidates if not _in_use(app, d)]
         for d in stale:
             d.state = "incomplete"
             d.message = "station stopped during offload (crash or kill); the next dock finishes it"
@@ -56,6 +57,17 @@ def recover(app: App, actor: str) -> None:
     if removed or stale:
         log.warning("recovered: %d half-written spool file(s) removed, %d session(s) marked incomplete",
                     removed, len(stale))
+
+
+def _in_use(app: App, d: DockSession) -> bool:
+    """A session whose device lock is held belongs to a live process (e.g. `custody ingest`)."""
+    if d.device is None:
+        return False
+    try:
+        with DeviceLock(spool_dir(app), d.device.serial):
+            return False
+    except DeviceBusy:
+        return True
 
 
 class Daemon:

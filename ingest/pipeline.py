@@ -371,7 +371,7 @@ def _close_resumed(s: Any, d: DockSession) -> None:
     prev_id = d.resumed_from_id
     while prev_id:
         prev = s.get(DockSession, prev_id)
-        if prev is None or prev.state not in ("incomplete", "offloading"):
+        if prev is None or prev.state not in ("incomplete", "offloading", "offloaded"):
             break
         prev.state = "resumed"
         prev.message = f"{prev.message or 'incomplete'}; finished by dock session {d.id}"

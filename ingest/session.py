@@ -60,7 +60,7 @@ def open_session(s: Session, *, station: str, volume: Path, profile: Profile, id
     if offset is not None:
         dev.last_clock_offset_seconds = offset
     prev = s.execute(
-        select(DockSession).where(DockSession.device_id == dev.id, DockSession.state.in_(("incomplete", "offloading")))
+        select(DockSession).where(DockSession.device_id == dev.id, DockSession.state.in_(("incomplete", "offloading", "offloaded")))
         .order_by(DockSession.id.desc())
     ).scalars().first()
     ds = DockSession(

@@ -184,13 +184,20 @@ def _record_stored(app: App, item_id: int, checksum: str, kind: str, chk: quickc
         return _record_duplicate(app, item_id, mid, actor)
 
 
+ACTIVE = ("offloading", "offloaded")
+
+
 def pending_items(app: App, session_ids: list[int] | None = None) -> list[tuple[int, str | None]]:
-    """Items copied to this station's spool but not yet stored: (item id, profile name)."""
+    """Items copied to this station's spool but not yet stored: (item id, profile name).
+    Without `session_ids`, only work left behind (sessions no longer being offloaded) is
+    returned: a live offload uploads its own files and reports on them."""
     with app.catalog.session() as s:
         q = (select(OffloadItem.id, DockSession.profile).join(DockSession, DockSession.id == OffloadItem.session_id)
              .where(OffloadItem.phase == "copied", DockSession.station == app.station).order_by(OffloadItem.id))
         if session_ids is not None:
             q = q.where(OffloadItem.session_id.in_(session_ids))
+        else:
+            q = q.where(DockSession.state.not_in(ACTIVE))
         return [(r[0], r[1]) for r in s.execute(q).all()]
 
 

@@ -144,17 +144,11 @@ def coverage_report(session: Session, settings: Settings, opts: CoverageOptions)
         "standard": ctx.rules.describe(),
         "as_of": local_iso(ctx.as_of, ctx.tz),
         "generated_at": local_iso(now, ctx.tz),
+        "definitions": [
+            "def_cov_inspections", "def_cov_footage", "def_cov_recordings", "def_cov_upload_delay",
+            "def_cov_undocked", "def_cov_clock_error", "def_cov_unlinked",
+        ],
         "counted": {
-            "inspections": "cases of kind 'inspection' whose start falls in the period",
-            "footage": "active links; recordings flagged unplayable or without a recorded time do not cover",
-            "recordings": "recordings whose corrected start falls in the period",
-            "upload_delay": "docked_at minus recording end (recorded_end, else start + duration)",
-            "undocked": "devices of the counted kinds in service at as_of whose last dock is older than "
-                        "undocked_days",
-            "clock_error": "docks in the period whose measured clock offset exceeds the threshold "
-                           "(else the device's last measured offset)",
-            "unlinked": "recordings in the period with no active link, docked more than unlinked_days "
-                        "before generated_at",
             "inspection_count": n,
             "recording_count": len(media),
             "devices_checked": checked,
@@ -330,7 +324,7 @@ def _undocked_devices(session: Session, ctx: Context) -> tuple[list[dict[str, An
             last = d.last_docked_at  # docks recorded before sessions were kept
         if last is None or as_of - last > ctx.rules.undocked:
             out.append({"device": d.serial, "kind": d.kind, "unit": ctx.devices[d.id]["unit"],
-                        "last_docked_at": local_iso(last, ctx.tz),
+                        "never_docked": last is None, "last_docked_at": local_iso(last, ctx.tz),
                         "days_since_dock": round((as_of - last).total_seconds() / 86400, 1) if last else None})
     return out, checked
 
@@ -422,7 +416,8 @@ _MEDIA_COLUMNS = [
     Column("recorded_start"), Column("docked_at"), Column("status", translate=True),
 ]
 _LATE_COLUMNS = _MEDIA_COLUMNS[:6] + [Column("recorded_end"), Column("docked_at"), Column("delay_hours", "hours")]
-_UNDOCKED_COLUMNS = [Column("device"), Column("kind", translate=True), Column("unit"), Column("last_docked_at"),
+_UNDOCKED_COLUMNS = [Column("device"), Column("kind", translate=True), Column("unit"), Column("never_docked", "bool"),
+                     Column("last_docked_at"),
                      Column("days_since_dock", "ratio")]
 _CLOCK_COLUMNS = [Column("device"), Column("unit"), Column("source", translate=True),
                   Column("docks_measured", "int"), Column("docks_over", "int"), Column("worst_offset_seconds", "seconds"), Column("device_clock_text"),

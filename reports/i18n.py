@@ -65,6 +65,43 @@ LABELS: dict[str, tuple[str, str]] = {
     "unlinked": ("未关联录像", "Unlinked recordings"),
     "unplayable": ("无法播放的录像", "Unplayable recordings"),
     "inspections": ("检查", "Inspections"),
+    "definitions": ("口径说明", "Definitions"),
+    "statement_standard": ("适用标准", "Standard applied"),
+    "never_docked": ("从未接入", "Never docked"),
+    "unit_requested": ("指定单位", "Unit asked for"),
+    "units_with_own_standard": ("单独标准的单位", "Units with their own standard"),
+    "def_ratio_standard": ("配备标准:每台计入设备对应的持证执法人员不超过该数(如 4 即 1 台/4 人)",
+                           "Standard: at most this many certified officers per counted device (4 = one per 4)"),
+    "def_ratio_officers": ("持证执法人员:统计日执法证有效(生效日 ≤ 统计日 ≤ 到期日,无到期日视为长期有效),"
+                           "且未在统计日或之前注销或调离",
+                           "Officers: certificate valid on the date (certified_from <= date <= certified_to, "
+                           "open ends allowed) and not revoked or left on or before it"),
+    "def_ratio_devices": ("执法记录设备:计入类型的设备在统计日处于启用期内(无启用日期的以首次接入日起算)",
+                          "Devices: of the counted kinds, in service on the date (without in_service_from, "
+                          "from the first dock)"),
+    "def_cov_inspections": ("检查:类型为检查、开始时间在统计期间内的案卷",
+                            "Inspections: cases of kind 'inspection' whose start falls in the period"),
+    "def_cov_footage": ("覆盖:有效关联的录像;无法播放或无录制时间的录像不计覆盖,也不计记录人数",
+                        "Coverage: actively linked recordings; unplayable or untimed ones neither cover nor "
+                        "count as a recording officer"),
+    "def_cov_recordings": ("录像:校正后开始时间在统计期间内的录像",
+                           "Recordings: those whose corrected start falls in the period"),
+    "def_cov_upload_delay": ("上传延迟:接入时间减去录制结束时间(无结束时间的以开始时间加时长计)",
+                             "Upload delay: docked_at minus the recording's end (else start + duration)"),
+    "def_cov_undocked": ("未接入:计入类型、在状态截至日处于启用期的设备,最近一次接入早于阈值天数",
+                         "Undocked: devices of the counted kinds in service at as_of whose last dock is older "
+                         "than undocked_days"),
+    "def_cov_clock_error": ("时钟误差:统计期间内接入时测得的时钟误差超过阈值(期间无测量的取设备最近一次误差)",
+                            "Clock error: docks in the period whose measured offset exceeds the threshold (else "
+                            "the device's last measured offset)"),
+    "def_cov_unlinked": ("未关联:统计期间内的录像当前无有效关联,且接入(无接入时间的以结束时间)已超过阈值天数",
+                         "Unlinked: recordings in the period with no active link now, docked (else ended) more "
+                         "than unlinked_days before generated_at"),
+    "def_use_recordings": ("录像:校正后开始时间在统计期间内的录像", "Recordings: corrected start in the period"),
+    "def_use_hours": ("录制时长:录像时长之和;无时长的录像不计入(见计入数据)",
+                      "Hours: sum of duration_seconds / 3600; recordings without a duration add nothing"),
+    "def_use_docks": ("接入次数:统计期间内开始的接入记录(按人员时以设备上报的警号归属)",
+                      "Docks: dock sessions started in the period (per officer: by the badge the device reported)"),
     # ratio
     "rows": ("配比", "Ratio"),
     "unit": ("单位", "Unit"),

@@ -121,16 +121,13 @@ def ratio_report(session: Session, settings: Settings, opts: RatioOptions) -> Re
         "timezone": offset_text(tz),
         "scope": scope.describe(),
         "standard": {
-            "meaning": "at most this many certified officers per counted device",
             "total": total["standard"],
             "total_source": total["standard_source"],
-            "per_unit": sources,
+            # Only units held to something other than the total's standard are named.
+            "units_with_own_standard": {k: v for k, v in sources.items() if v["standard"] != total["standard"]},
         },
+        "definitions": ["def_ratio_standard", "def_ratio_officers", "def_ratio_devices"],
         "counted": {
-            "officers": "certificate valid on the date (certified_from <= date <= certified_to, open ends "
-                        "allowed) and not revoked or left on or before it",
-            "devices": f"kinds {', '.join(kinds)} in service on the date (in_service_from <= date <= "
-                       "in_service_to; without in_service_from, from the first dock)",
             "device_kinds": list(kinds),
             "officer_records": len(off_in) + len(off_out),
             "officers_counted": len(off_in),

@@ -8,13 +8,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from reports.i18n import Lang, t, title
+from reports.i18n import LABELS, Lang, t, title
 from reports.model import Column, Figure, Report, Table
 from reports.ratio import TOTAL
 
@@ -22,8 +23,14 @@ FORMATS = ("table", "csv", "json", "html")
 
 
 # ----------------------------------------------------------------------------- values
+_LOCAL_INSTANT = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)[+-]\d\d:\d\d$")
+
+
 def cell(value: Any, col: Column, lang: Lang) -> str:
-    """One value as text for people."""
+    """One value as text for people.  Instants in cells are all in the station's zone, which
+    the statement names, so the offset is dropped to keep tables readable."""
+    if isinstance(value, str) and (m := _LOCAL_INSTANT.match(value)):
+        return f"{m[1]} {m[2]}"
     if col.key == "unit" and value == TOTAL:
         return t("total", lang)
     if col.key == "unit" and value is None:
@@ -65,13 +72,14 @@ def statement_lines(statement: dict[str, Any], lang: Lang, prefix: str = "") -> 
     for key, value in statement.items():
         if key == "report":
             continue
-        label = f"{prefix}{t(key, lang)}"
-        if isinstance(value, dict) and value and all(not isinstance(v, dict) for v in value.values()) and len(value) <= 3:
-            yield label, fmt(value, "text", lang)
+        label = f"{prefix}{t(f'statement_{key}' if f'statement_{key}' in LABELS else key, lang)}"
+        if key == "definitions":
+            for definition in value:
+                yield label, t(definition, lang)
         elif isinstance(value, dict):
             yield from statement_lines(value, lang, prefix=f"{label} / ")
-        elif value is None and key == "standard":
-            yield label, t("none", lang)
+        elif value is None:
+            yield label, t("none" if key == "standard" else "all" if key == "unit_requested" else "-", lang)
         else:
             yield label, fmt(value, "text", lang, translate=key == "device_kinds")
 
@@ -82,7 +90,10 @@ def visible_tables(report: Report, detail: bool) -> list[Table]:
 
 # ----------------------------------------------------------------------------- JSON
 def to_json(report: Report) -> dict[str, Any]:
-    out: dict[str, Any] = {"report": report.kind, "statement": report.statement}
+    statement = dict(report.statement)
+    if "definitions" in statement:  # i18n keys -> the English sentences
+        statement["definitions"] = [t(d, "en") for d in statement["definitions"]]
+    out: dict[str, Any] = {"report": report.kind, "statement": statement}
     if report.figures:
         out["figures"] = {f.key: _figure_json(f) for f in report.figures}
     for tb in report.tables:

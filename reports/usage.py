@@ -45,12 +45,11 @@ def usage_report(session: Session, settings: Settings, opts: UsageOptions) -> Re
         "period": period.describe(),
         "scope": scope.describe(),
         "standard": None,  # usage is descriptive: no standard is applied
+        "definitions": ["def_use_recordings", "def_use_hours", "def_use_docks"],
         "counted": {
-            "recordings": "recordings whose corrected start falls in the period",
-            "hours": "sum of duration_seconds / 3600; recordings without a duration add nothing",
             "recordings_without_duration": no_duration,
             "docks": "dock sessions started in the period (per officer: by the badge the device reported)",
-            "device_kinds": list(opts.kinds) if opts.kinds else "all",
+            "device_kinds": list(opts.kinds) if opts.kinds else ["all"],
             "devices": len(devices),
             "officers": len(officers),
         },

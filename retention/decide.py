@@ -68,9 +68,11 @@ def _case_rule(rule: RuleClass, link: LinkFact, now: datetime, rules: Rules) -> 
     case = link.case
     via = f" (follow-on of linked case {link.via})" if link.via else ""
     if rule.trigger == "follow_up_closed":
-        start = _closed(case.follow_up_closed_at, now)
-        what = "follow-up closed"
-        if start is None:
+        # A recorded follow-up date decides (not yet reached = still open); only a case
+        # with no follow-up date at all falls back to the case's own close.
+        if case.follow_up_closed_at is not None:
+            start, what = _closed(case.follow_up_closed_at, now), "follow-up closed"
+        else:
             start, what = _closed(case.closed_at, now), "case closed (no follow-up date)"
         if start is None:
             return Applied(rule.name, None, f"{rule.label}: case {case.case_no}{via} follow-up still open, kept")

@@ -40,6 +40,7 @@ class Tally:
     store_locked: int = 0
     not_yet_due: int = 0
     changes: dict[str, int] = field(default_factory=dict)
+    locked_items: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _stored_batches(session: Session) -> Iterator[list[Media]]:
@@ -78,14 +79,10 @@ def _change(m: Media, d: Decision, facts: Facts, old_rules: Rules | None, listed
     return "unchanged" if m.id in listed_before else "new"
 
 
-def _why_kept(d: Decision, m: Media, now: datetime) -> str:
+def _why_kept(d: Decision) -> str:
     if d.held:
         return "held"
-    if d.keep_until is None:
-        return "permanent"
-    if d.keep_until > now:
-        return "not_yet_due"
-    return "store_locked"
+    return "permanent" if d.keep_until is None else "not_yet_due"
 
 
 def _count_kept(t: Tally, why: str) -> None:
@@ -124,8 +121,16 @@ def create_plan(app: Any, session: Session, actor: Actor, *, now: datetime | Non
             change = _change(m, d, f, old_rules, listed_before, now) if d.expired else None
             apply_decision(app, session, m, d, now=now, actor=actor.username)
             tally.stored += 1
-            if not d.expired or _store_locked(m, now):
-                _count_kept(tally, _why_kept(d, m, now) if not d.expired else "store_locked")
+            if not d.expired:
+                _count_kept(tally, _why_kept(d))
+                continue
+            if _store_locked(m, now):
+                # Due by the rules, but the store will refuse until its lock passes: shown, not listed.
+                tally.store_locked += 1
+                if len(tally.locked_items) < 500:
+                    tally.locked_items.append({"media_id": m.id, "lock_until": m.lock_until.isoformat(),
+                                               "keep_until": d.keep_until.isoformat() if d.keep_until else None,
+                                               "change": change, "reason": d.reason})
                 continue
             assert change is not None
             session.add(RetentionPlanItem(plan_id=plan.id, media_id=m.id, keep_until=d.keep_until, rule=d.rule,
@@ -156,6 +161,7 @@ def _summary(session: Session, rules: Rules, base: RetentionPlan | None, old_rul
         "counts": {"stored": t.stored, "deletable": t.deletable, "held": t.held, "permanent": t.permanent,
                    "not_yet_due": t.not_yet_due, "store_locked": t.store_locked},
         "changes": t.changes,
+        "store_locked_items": t.locked_items,
         "no_longer_listed": dropped,
     }
 

@@ -149,7 +149,10 @@ def rules_from_dict(data: dict[str, Any], tz: tzinfo = timezone.utc, source: str
         try:
             cfg = RuleClassConfig.model_validate(table)
         except ValidationError as e:
-            raise ConfigError(f"retention rules {source}: class {name!r}: {e}") from e
+            problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or name}: "
+                                 f"{'unknown key' if err['type'] == 'extra_forbidden' else err['msg']}"
+                                 for err in e.errors())
+            raise ConfigError(f"retention rules {source}: class {name!r}: {problems}") from e
         if cfg.trigger == "tagged" and not cfg.tags:
             raise ConfigError(f"retention rules {source}: class {name!r}: trigger 'tagged' needs tags = [...]")
         if cfg.trigger not in CASE_TRIGGERS and (cfg.case_kinds or cfg.hazards_found is not None):

@@ -89,8 +89,12 @@ def _delete_objects(app: Any, key: str, derivative_keys: list[str]) -> list[str]
     derivatives the store refused (the recording is gone, so the tombstone still follows)."""
     app.store.delete(key)
     _pause_hook()
+    return _delete_derivatives(app, derivative_keys)
+
+
+def _delete_derivatives(app: Any, keys: list[str]) -> list[str]:
     refused = []
-    for k in derivative_keys:
+    for k in keys:
         try:
             app.store.delete(k)
         except ObjectLocked as e:
@@ -123,9 +127,9 @@ def _sweep_item(app: Any, item_id: int, actor: Actor, rules: Rules, now: datetim
         if item.state == "deleting" and app.store.head(media.storage_key) is None:
             # An interrupted sweep already deleted the object: finish the tombstone honestly.
             keys = [dv.storage_key for dv in derivs]
-            for k in keys:
-                app.store.delete(k)
-            _tombstone(s, item, media, derivs, keys, actor, now, note="completed after an interrupted sweep")
+            refused = _delete_derivatives(app, keys)
+            note = "completed after an interrupted sweep" + (f"; derivatives refused: {refused}" if refused else "")
+            _tombstone(s, item, media, derivs, keys, actor, now, note=note)
             report.deleted.append(media.id)
             return
         why, _ = _blocker(app, s, media, rules, now)

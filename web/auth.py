@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -143,13 +143,6 @@ def logout(app: App, token: str | None, addr: str) -> None:
         acc = s.get(Account, row.account_id)
         custody_log.record(s, "logout", actor=acc.username if acc else "unknown", remote_addr=addr,
                            subject=f"account:{acc.username if acc else '?'}")
-
-
-def revoke_sessions(s: Session, account_id: int) -> int:
-    """End every open login session of an account (disable, reset)."""
-    r = s.execute(update(LoginSession).where(LoginSession.account_id == account_id,
-                                             LoginSession.revoked_at.is_(None)).values(revoked_at=utcnow()))
-    return r.rowcount or 0
 
 
 # --------------------------------------------------------------------------- per-request checks

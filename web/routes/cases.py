@@ -20,7 +20,7 @@ from web.access import can_see_case
 from web.auth import Refused, Viewer, allow
 from web.export import export_case, zip_bag
 from web.pages import render
-from web.queries import SearchForm, case_view, search_cases, search_media
+from web.queries import SearchForm, case_view, lane_of, search_cases, search_media
 
 router = APIRouter()
 
@@ -40,17 +40,17 @@ def search(request: Request, case_no: str = "", officer: str = "", device: str =
     app: App = request.app.state.custody
     form = SearchForm(case_no=case_no.strip(), officer=officer.strip(), device=device.strip(),
                       enterprise=enterprise.strip(), day=parse_day(date.strip()), unlinked=bool(unlinked))
-    cases, media = [], []
-    if not form.empty:
-        with app.catalog.session() as s:
-            cases = search_cases(s, viewer.actor, form, app.settings.tz)
-            media = search_media(s, viewer.actor, form, app.settings.tz)
-            trail.record(s, viewer, "searched", subject="search",
-                         detail={"query": {k: v for k, v in {"case_no": form.case_no, "officer": form.officer,
-                                                             "device": form.device, "enterprise": form.enterprise,
-                                                             "date": date, "unlinked": form.unlinked}.items() if v},
-                                 "cases": len(cases), "recordings": len(media)})
-    return render(request, "search.html", viewer, form=form, day_text=date, cases=cases, media=media)
+    if form.empty:
+        return render(request, "search.html", viewer, form=form, day_text=date, cases=[], media=[])
+    query = {k: v for k, v in {"case_no": form.case_no, "officer": form.officer, "device": form.device,
+                               "enterprise": form.enterprise, "date": date, "unlinked": form.unlinked}.items() if v}
+    with app.catalog.session() as s:
+        cases = search_cases(s, viewer.actor, form, app.settings.tz)
+        media = search_media(s, viewer.actor, form, app.settings.tz)
+        trail.record(s, viewer, "searched", subject="search",
+                     detail={"query": query, "cases": len(cases), "recordings": len(media)})
+        # Rendered inside the session: the rows' officer/device load lazily.
+        return render(request, "search.html", viewer, form=form, day_text=date, cases=cases, media=media)
 
 
 def load_case(request: Request, s: Session, viewer: Viewer, case_no: str) -> Case:
@@ -69,7 +69,7 @@ def export_form(request: Request, case_no: str, viewer: Viewer = Depends(allow("
     app: App = request.app.state.custody
     with app.catalog.session() as s:
         case = load_case(request, s, viewer, case_no)
-    return render(request, "export.html", viewer, case=case)
+        return render(request, "export.html", viewer, case=case)
 
 
 @router.post("/cases/{case_no:path}/export")
@@ -96,4 +96,4 @@ def case_page(request: Request, case_no: str, viewer: Viewer = Depends(allow("vi
         view = case_view(s, viewer.actor, case)
         trail.record(s, viewer, "viewed", subject=f"case:{case.case_no}",
                      detail={"page": "case", "recordings": [e.media.id for e in view.entries]})
-    return render(request, "case.html", viewer, view=view)
+        return render(request, "case.html", viewer, view=view, lane_of=lane_of)

@@ -42,8 +42,8 @@ def media_page(request: Request, media_id: int, t: float | None = None,
         media = load_media(request, s, viewer, media_id)
         view = media_view(s, media)
         trail.record(s, viewer, "viewed", media_id=media.id, subject=f"media:{media.id}", detail={"page": "media"})
-    return render(request, "media.html", viewer, view=view, start_at=max(t or 0.0, 0.0),
-                  can_stream=viewer.can("stream"), can_link=viewer.can("link"), can_export=viewer.can("export"))
+        return render(request, "media.html", viewer, view=view, start_at=max(t or 0.0, 0.0),
+                      can_stream=viewer.can("stream"), can_link=viewer.can("link"), can_export=viewer.can("export"))
 
 
 def _send(request: Request, viewer: Viewer, media_id: int, action: str, download: bool) -> Response:

@@ -1,0 +1,68 @@
+"""Account changes shared by `custody users ...` and the accounts page.
+
+Every change is an `admin_change` custody event naming who made it.  The last
+enabled administrator cannot be disabled (nobody could manage accounts after).
+"""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from custody.accounts import hash_password
+from custody.errors import CustodyError
+from indexer.catalog import custody_log
+from indexer.catalog.models import Account, LoginSession, utcnow
+
+CHANGES = ("disable", "enable", "unlock")
+
+
+def account_count(s: Session) -> int:
+    return s.scalar(select(func.count(Account.id))) or 0
+
+
+def enabled_admins(s: Session) -> int:
+    return s.scalar(select(func.count(Account.id)).where(Account.role == "administrator",
+                                                         Account.disabled.is_(False))) or 0
+
+
+def parse_units(text: str | None) -> list[str]:
+    return [u.strip() for u in (text or "").split(",") if u.strip()]
+
+
+def apply_change(s: Session, acc: Account, change: str, by: str, *, remote_addr: str | None = None) -> None:
+    if change == "disable":
+        if acc.disabled:
+            raise CustodyError(f"account {acc.username!r} is already disabled")
+        if acc.role == "administrator" and enabled_admins(s) <= 1:
+            raise CustodyError("this is the last enabled administrator; add another before disabling it")
+        acc.disabled = True
+        _revoke(s, acc)
+    elif change == "enable":
+        if not acc.disabled:
+            raise CustodyError(f"account {acc.username!r} is not disabled")
+        acc.disabled = False
+    elif change == "unlock":
+        acc.failed_logins = 0
+        acc.locked_until = None
+    else:
+        raise CustodyError(f"unknown account change {change!r}")
+    custody_log.record(s, "admin_change", actor=by, subject=f"account:{acc.username}", remote_addr=remote_addr,
+                       detail={"change": f"account_{change}d" if change != "unlock" else "account_unlocked"})
+
+
+def reset_password(s: Session, acc: Account, password: str, by: str) -> None:
+    """New password; lockout cleared; every open login session of the account ends."""
+    acc.password_hash = hash_password(password)
+    acc.failed_logins = 0
+    acc.locked_until = None
+    ended = _revoke(s, acc)
+    custody_log.record(s, "admin_change", actor=by, subject=f"account:{acc.username}",
+                       detail={"change": "password_reset", "sessions_ended": ended})
+
+
+def _revoke(s: Session, acc: Account) -> int:
+    rows = s.execute(select(LoginSession).where(LoginSession.account_id == acc.id,
+                                                LoginSession.revoked_at.is_(None))).scalars().all()
+    for row in rows:
+        row.revoked_at = utcnow()
+    return len(rows)

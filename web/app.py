@@ -1,0 +1,82 @@
+"""`create_app(app)`: the FastAPI application over one catalog and one store."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import RedirectResponse, Response
+from urllib.parse import quote
+
+from custody.app import App
+from custody.errors import CustodyError, NotFound, PermissionDenied
+from web.auth import LoginRequired, Refused, log_refusal
+from web.pages import render
+from web.routes import admin, audit, cases, media, mine, review, session
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def create_app(app: App) -> FastAPI:
+    api = FastAPI(title="Custody", docs_url=None, redoc_url=None, openapi_url=None)
+    api.state.custody = app
+    api.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    for module in (session, cases, media, review, admin, audit, mine):
+        api.include_router(module.router)
+    _install_error_pages(api)
+
+    @api.middleware("http")
+    async def security_headers(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette signature
+        resp: Response = await call_next(request)
+        # Pages are evidence views: never framed, never cached by shared caches, no sniffing.
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "same-origin")
+        resp.headers.setdefault("Content-Security-Policy",
+                                "default-src 'self'; img-src 'self' data:; media-src 'self'; "
+                                "style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+        resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    return api
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "") or request.method == "POST"
+
+
+def _error(request: Request, status: int, title_key: str, message: str) -> Response:
+    if _wants_html(request):
+        return render(request, "error.html", None, status_code=status, title_key=title_key, message=message)
+    return Response(f"{status}: {message}\n", status_code=status, media_type="text/plain; charset=utf-8")
+
+
+def _install_error_pages(api: FastAPI) -> None:
+    @api.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        if request.method == "GET" and _wants_html(request):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+        return Response(f"401: {exc}\n", status_code=401, media_type="text/plain; charset=utf-8")
+
+    @api.exception_handler(PermissionDenied)
+    async def forbidden(request: Request, exc: PermissionDenied) -> Response:
+        if isinstance(exc, Refused):  # raised inside a transaction: log now that it has ended
+            await run_in_threadpool(log_refusal, request.app.state.custody, request, exc.viewer, exc.why,
+                                    **exc.detail)
+        return _error(request, 403, "error.forbidden", str(exc))
+
+    @api.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> Response:
+        return _error(request, 404, "error.not_found", str(exc))
+
+    @api.exception_handler(CustodyError)
+    async def bad_request(request: Request, exc: CustodyError) -> Response:
+        return _error(request, 400, "error.bad_request", str(exc))
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        key = "error.not_found" if exc.status_code == 404 else "error.bad_request"
+        return _error(request, exc.status_code, key, str(exc.detail))

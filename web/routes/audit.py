@@ -1,0 +1,64 @@
+"""Auditors read the custody log and filter it (who, what, outcome, recording, when)."""
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
+from starlette.responses import Response
+
+from custody.app import App
+from custody.errors import CustodyError
+from indexer.catalog.models import CustodyEvent
+from web import trail
+from web.auth import Viewer, allow
+from web.pages import render
+from web.queries import day_bounds
+
+router = APIRouter()
+PAGE = 200
+
+
+def _day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError as e:
+        raise CustodyError(f"date {text!r} is not YYYY-MM-DD") from e
+
+
+@router.get("/audit")
+def audit(request: Request, actor: str = "", action: str = "", outcome: str = "", media_id: str = "",
+          subject: str = "", remote_addr: str = "", since: str = "", until: str = "", before: int | None = None,
+          viewer: Viewer = Depends(allow("audit"))) -> Response:
+    """Newest first, PAGE events per page; `before` (a seq) pages back."""
+    app: App = request.app.state.custody
+    q = select(CustodyEvent)
+    if actor.strip():
+        q = q.where(CustodyEvent.actor == actor.strip())
+    if action.strip():
+        q = q.where(CustodyEvent.action == action.strip())
+    if outcome.strip():
+        q = q.where(CustodyEvent.outcome == outcome.strip())
+    if media_id.strip():
+        if not media_id.strip().isdigit():
+            raise CustodyError("recording id must be a number")
+        q = q.where(CustodyEvent.media_id == int(media_id))
+    if subject.strip():
+        q = q.where(CustodyEvent.subject.contains(subject.strip(), autoescape=True))
+    if remote_addr.strip():
+        q = q.where(CustodyEvent.remote_addr == remote_addr.strip())
+    if (d := _day(since.strip())) is not None:
+        q = q.where(CustodyEvent.at >= day_bounds(d, app.settings.tz)[0])
+    if (d := _day(until.strip())) is not None:
+        q = q.where(CustodyEvent.at < day_bounds(d, app.settings.tz)[1])
+    if before is not None:
+        q = q.where(CustodyEvent.seq < before)
+    filters = {k: v for k, v in {"actor": actor, "action": action, "outcome": outcome, "media_id": media_id,
+                                 "subject": subject, "remote_addr": remote_addr, "since": since,
+                                 "until": until}.items() if v.strip()}
+    with app.catalog.session() as s:
+        events = list(s.execute(q.order_by(CustodyEvent.seq.desc()).limit(PAGE)).scalars())
+        # Reading the log is itself logged (after the query, so it does not list itself).
+        trail.record(s, viewer, "viewed", subject="custody-log", detail={"filters": filters})
+    older = events[-1].seq if len(events) == PAGE else None
+    return render(request, "audit.html", viewer, events=events, filters=filters, older=older)
