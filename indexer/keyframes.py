@@ -3,17 +3,19 @@
 Decoding every frame of 10 minutes of 1080p takes about a minute of CPU here, and even
 every keyframe (`-skip_frame nokey`) takes 11-18 s.  Instead:
 
-1. Read the packet index of the video stream with ffprobe (`pts_time,flags,size`):
-   demuxing only, no decoding.
+1. Read the packet index of the video stream (time, key flag, size per packet):
+   demuxing only, no decoding (PyAV, in process: no per-frame tool start-up).
 2. Plan: one keyframe per `interval` seconds (the nearest key packet, which decodes
    alone), plus likely scene changes found in the packet sizes -
    * key packets off the encoder's regular cadence (scene-cut IDR frames),
    * a step or spike in the size of the predicted frames (a new scene costs a
      different number of bits than the old one),
    * a jump in keyframe size from one GOP to the next.
-3. Decode only the planned frames, with accurate seeks (OpenCV: seek to the key packet
-   before, decode forward to the target).  A scene change inside a GOP is decoded at
-   the next keyframe when the scene lasts that long, and exactly otherwise.
+3. Decode only the planned frames, with accurate seeks (seek to the key packet at or
+   before the target, decode forward to it: a keyframe costs one decode).  A scene
+   change inside a GOP is decoded at the next keyframe when the scene lasts that long,
+   and exactly otherwise.  (OpenCV's own seek backs up 16 frames first and so decodes
+   a whole GOP per keyframe; that alone made the stage slower than decoding every key.)
 4. Score with OpenCV: drop near-black frames (lens covered) and near-duplicates,
    prefer sharp frames, keep them spread over time, at most `cap` per clip.
 """
@@ -21,9 +23,10 @@ from __future__ import annotations
 
 import bisect
 import math
-import subprocess
 from dataclasses import dataclass, field
+from fractions import Fraction
 
+import av
 import cv2
 import numpy as np
 
@@ -38,7 +41,7 @@ MIN_GAP_SECONDS = 1.0
 DARK_MEAN, DARK_STD = 24.0, 12.0  # mean/std of grey levels of a covered lens or a black frame
 DUP_HIST_CORR, DUP_PIXEL_DIFF = 0.95, 12.0
 BLURRY_FRACTION = 0.35  # sharpness below this share of the clip's median: try a neighbour
-PROBE_TIMEOUT_SECONDS = 600
+NETWORK_TIMEOUT_SECONDS = 30.0  # presigned-URL reads: a stalled store must not hang a worker
 
 
 class KeyframeError(Exception):
@@ -79,34 +82,38 @@ class Selection:
 
 
 # --------------------------------------------------------------------------- 1. packet index
+def _open(source: str) -> av.container.InputContainer:
+    try:
+        if source.startswith(("http://", "https://")):
+            return av.open(source, timeout=NETWORK_TIMEOUT_SECONDS)
+        return av.open(source)
+    except (av.FFmpegError, OSError) as e:
+        raise KeyframeError(f"cannot open the recording: {e}") from e
+
+
 def read_packets(source: str) -> list[Packet]:
     """The video stream's packets in presentation order, without decoding anything."""
-    args = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-            "packet=pts_time,dts_time,flags,size", "-of", "csv=p=0"]
-    if source.startswith(("http://", "https://")):
-        args += ["-rw_timeout", "30000000"]
-    try:
-        r = subprocess.run(args + [source], capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired as e:
-        raise KeyframeError(f"ffprobe packet index took longer than {PROBE_TIMEOUT_SECONDS} s") from e
-    if r.returncode != 0:
-        raise KeyframeError(f"ffprobe: {(r.stderr.strip().splitlines() or ['failed'])[-1]}")
-    raw: list[tuple[float, bool, int]] = []
-    for line in r.stdout.splitlines():
-        parts = line.split(",")
-        if len(parts) < 4:
-            continue
-        pts, dts, size, flags = parts[0], parts[1], parts[2], parts[3]
-        t = pts if pts not in ("", "N/A") else dts
+    with _open(source) as c:
+        if not c.streams.video:
+            raise KeyframeError("the file has no video stream")
+        stream = c.streams.video[0]
+        tb = float(stream.time_base)
+        raw: list[tuple[int, bool, int]] = []
         try:
-            raw.append((float(t), "K" in flags, int(size)))
-        except ValueError:
-            continue
+            for pkt in c.demux(stream):
+                ts = pkt.pts if pkt.pts is not None else pkt.dts
+                if ts is None or pkt.size == 0:
+                    continue  # the demuxer's flush packet
+                raw.append((ts, bool(pkt.is_keyframe), pkt.size))
+        except av.FFmpegError as e:
+            if not raw:
+                raise KeyframeError(f"reading packets failed: {e}") from e
+            # A truncated tail still leaves an index of what can be played.
     if not raw:
         raise KeyframeError("the video stream has no packets")
     raw.sort()
     t0 = raw[0][0]
-    return [Packet(round(t - t0, 6), k, s) for t, k, s in raw]
+    return [Packet(round((ts - t0) * tb, 6), k, size) for ts, k, size in raw]
 
 
 # --------------------------------------------------------------------------- 2. plan
@@ -122,26 +129,27 @@ def predicted_changes(packets: list[Packet]) -> list[tuple[float, float]]:
     """
     pf = [p for p in packets if not p.key]
     w = STEP_WINDOW
-    if len(pf) < 2 * w:
+    n = len(pf)
+    if n < 2 * w + 1:
         return []
-    logs = np.array([_log(p.size) for p in pf])
-    scores = np.zeros(len(pf))
-    for i in range(w, len(pf) - w + 1):
-        before = float(np.median(logs[i - w:i]))
-        after = float(np.median(logs[i:i + w]))
-        after_next = float(np.median(logs[i + 1:i + 1 + w])) if i + 1 < len(pf) else after
-        step = abs(after - before) / STEP_LOG
-        spike = (logs[i] - max(before, after_next)) / SPIKE_LOG
-        scores[i] = max(step, spike)
+    logs = np.log(np.array([p.size for p in pf], dtype=np.float64) + SIZE_FLOOR)
+    med = np.median(np.lib.stride_tricks.sliding_window_view(logs, w), axis=1)  # med[j] = median(logs[j:j+w])
+    idx = np.arange(w, n - w)  # candidates with a full window on both sides
+    before, after, after_next = med[idx - w], med[idx], med[idx + 1]
+    step = np.abs(after - before) / STEP_LOG
+    spike = (logs[idx] - np.maximum(before, after_next)) / SPIKE_LOG
+    scores = np.zeros(n)
+    scores[idx] = np.maximum(step, spike)
     jumps = np.abs(np.diff(logs, prepend=logs[0]))
     out = []
+    hot = scores >= 1.0
     i = 0
-    while i < len(pf):
-        if scores[i] < 1.0:
+    while i < n:
+        if not hot[i]:
             i += 1
             continue
         j = i
-        while j < len(pf) and scores[j] >= 1.0:
+        while j < n and hot[j]:
             j += 1
         best = i + int(np.argmax(jumps[i:j]))
         out.append((pf[best].t, float(scores[i:j].max())))
@@ -211,21 +219,40 @@ def _key_at_or_after(key_times: list[float], t: float) -> float | None:
 
 
 # --------------------------------------------------------------------------- 3. decode
-class Decoder:
-    """Accurate seeks into one recording (OpenCV's FFmpeg backend: key packet, then forward)."""
+_ROTATE = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, -270: cv2.ROTATE_90_COUNTERCLOCKWISE,
+           -90: cv2.ROTATE_90_CLOCKWISE, 270: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, -180: cv2.ROTATE_180}
 
-    def __init__(self, source: str) -> None:
-        self.cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG)
-        if not self.cap.isOpened():
-            raise KeyframeError("the decoder could not open the recording")
+
+class Decoder:
+    """Accurate seeks into one recording: key packet at or before the target, then forward."""
+
+    def __init__(self, source: str, rotation: int | None = None) -> None:
+        self.container = _open(source)
+        if not self.container.streams.video:
+            self.container.close()
+            raise KeyframeError("the file has no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.tb = Fraction(self.stream.time_base)
+        self.start = self.stream.start_time or 0
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        self.half_frame = int(Fraction(1, 2) / Fraction(rate) / self.tb) if rate else 0
+        self.rotate = _ROTATE.get(int(rotation or 0))  # the display matrix, as a player would apply it
 
     def frame_at(self, t: float) -> np.ndarray | None:
-        self.cap.set(cv2.CAP_PROP_POS_MSEC, max(0.0, t) * 1000.0)
-        ok, img = self.cap.read()
-        return img if ok and img is not None else None
+        target = self.start + round(Fraction(t) / self.tb)
+        try:
+            self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
+            for frame in self.container.decode(self.stream):
+                if frame.pts is not None and frame.pts >= target - self.half_frame:
+                    img = frame.to_ndarray(format="bgr24")
+                    return cv2.rotate(img, self.rotate) if self.rotate is not None else img
+        except av.FFmpegError:
+            return None  # a damaged stretch: this frame is skipped, the others still count
+        return None
 
     def close(self) -> None:
-        self.cap.release()
+        self.container.close()
 
 
 # --------------------------------------------------------------------------- 4. score
@@ -253,12 +280,13 @@ def is_duplicate(a: Frame, b: Frame) -> bool:
     return corr >= DUP_HIST_CORR and diff <= DUP_PIXEL_DIFF
 
 
-def select(source: str, duration: float | None, interval: float, cap: int) -> Selection:
+def select(source: str, duration: float | None, interval: float, cap: int,
+           rotation: int | None = None) -> Selection:
     """Plan, decode and score; return the frames worth keeping, in time order."""
     packets = read_packets(source)
     picks = plan(packets, duration, interval, cap)
     key_times = [p.t for p in packets if p.key]
-    dec = Decoder(source)
+    dec = Decoder(source, rotation)
     stats: dict[str, float | int] = {"packets": len(packets), "keyframes_in_clip": len(key_times),
                                      "planned": len(picks), "decoded": 0, "dropped_dark": 0,
                                      "dropped_duplicate": 0, "replaced_blurry": 0}
@@ -277,14 +305,14 @@ def select(source: str, duration: float | None, interval: float, cap: int) -> Se
         if is_dark(f):
             stats["dropped_dark"] += 1
             continue
-        dup = next((k for k in kept if is_duplicate(k, f)), None)
-        if dup is None:
+        # Only the previous kept frame counts: a view that returns later is news to a reviewer.
+        if not kept or not is_duplicate(kept[-1], f):
             kept.append(f)
             continue
         stats["dropped_duplicate"] += 1
-        if f.sharpness > dup.sharpness and f.reason != "scene_change" and dup.reason != "scene_change":
-            kept[kept.index(dup)] = f  # same view, sharper picture
-    kept.sort(key=lambda f: f.t)
+        prev = kept[-1]
+        if f.sharpness > prev.sharpness and prev.reason != "scene_change":
+            kept[-1] = f  # same view, sharper picture
     return Selection(kept[:cap], stats)
 
 

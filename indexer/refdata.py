@@ -303,9 +303,26 @@ def _set(obj: Any, values: dict[str, Any]) -> bool:
     return changed
 
 
-def _present(row: dict[str, Any], mapping: dict[str, tuple[str, Callable[[Any], Any]]]) -> dict[str, Any]:
-    """Parse only the columns the file has: an absent column leaves the stored value alone."""
-    return {attr: fn(row[col]) for col, (attr, fn) in mapping.items() if col in row}
+def _present(row: dict[str, Any], mapping: dict[str, tuple[str, Callable[[Any], Any]]],
+             *checks: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Parse only the columns the file has (an absent column leaves the stored value alone),
+    then run `checks`; every problem in the row is reported at once."""
+    vals: dict[str, Any] = {}
+    faults: list[str] = []
+    for col, (attr, fn) in mapping.items():
+        if col in row:
+            try:
+                vals[attr] = fn(row[col])
+            except _RowFault as e:
+                faults.append(str(e))
+    for check in checks:
+        try:
+            vals.update(check())
+        except _RowFault as e:
+            faults.append(str(e))
+    if faults:
+        raise _RowFault("; ".join(faults))
+    return vals
 
 
 def _check_required(kind: str, row: dict[str, Any]) -> None:
@@ -386,8 +403,7 @@ def _plan_officers(session: Session, rows: list[Row], settings: Settings, errors
                 "certified_to": ("certified_to", lambda v: _date(v, "certified_to")),
                 "status": ("status", lambda v: _choice(v, "status", OFFICER_STATUSES) or "active"),
                 "status_changed_on": ("status_changed_on", lambda v: _date(v, "status_changed_on")),
-            })
-            vals.update(_unit_ref(lookup, r))
+            }, lambda: _unit_ref(lookup, r))
             if vals.get("certified_from") and vals.get("certified_to") and vals["certified_to"] < vals["certified_from"]:
                 raise _RowFault("certified_to is before certified_from")
             cert = vals.get("cert_no")
@@ -429,8 +445,7 @@ def _plan_devices(session: Session, rows: list[Row], settings: Settings, errors:
                 "vendor": ("vendor", _text), "model": ("model", _text),
                 "in_service_from": ("in_service_from", lambda v: _date(v, "in_service_from")),
                 "in_service_to": ("in_service_to", lambda v: _date(v, "in_service_to")),
-            })
-            vals.update(_unit_ref(lookup, r))
+            }, lambda: _unit_ref(lookup, r))
             if vals.get("in_service_from") and vals.get("in_service_to") and vals["in_service_to"] < vals["in_service_from"]:
                 raise _RowFault("in_service_to is before in_service_from")
             out.append((line, {"serial": serial, **vals}))
@@ -565,6 +580,8 @@ def _plan_cases(session: Session, rows: list[Row], settings: Settings, errors: l
             _check_required("cases", r)
             case_no = _text(r["case_no"]) or ""
             _duplicate_guard(seen, case_no, line, "case")
+            badges = _badges(r["officers"])
+            parent = _text(r.get("parent_case_no"))
             vals = _present(r, {
                 "kind": ("kind", lambda v: _choice(v, "kind", CASE_KINDS) or "inspection"),
                 "enterprise": ("enterprise", _text), "address": ("address", _text),
@@ -574,26 +591,32 @@ def _plan_cases(session: Session, rows: list[Row], settings: Settings, errors: l
                 "status": ("status", lambda v: _text(v) or "open"),
                 "closed_at": ("closed_at", lambda v: _instant(v, "closed_at", tz)),
                 "follow_up_closed_at": ("follow_up_closed_at", lambda v: _instant(v, "follow_up_closed_at", tz)),
-            })
-            vals.update(_unit_ref(lookup, r))
+            }, lambda: _unit_ref(lookup, r), lambda: _case_officers_check(badges, officers),
+                lambda: _parent_check(case_no, parent, parents, in_file))
             if vals.get("start") and vals.get("end") and vals["end"] < vals["start"]:
                 raise _RowFault("end is before start")
-            badges = _badges(r["officers"])
-            unknown = [b for b in badges if b not in officers]
-            if unknown:
-                raise _RowFault(f"officer(s) {', '.join(unknown)} not known (import officers first)")
-            if len(badges) < MIN_CASE_OFFICERS:
-                raise _RowFault("a case needs at least two officers (行政处罚法 Art. 42 / 至少两名执法人员)")
-            parent = _text(r.get("parent_case_no"))
-            if parent == case_no:
-                raise _RowFault("a case cannot reference itself as parent_case_no")
-            if parent and parent not in parents and parent not in in_file:
-                raise _RowFault(f"parent_case_no {parent!r} is not a known case")
             out.append((line, {"case_no": case_no, "vals": vals, "officer_ids": [officers[b].id for b in badges],
                                "parent": parent, "has_parent": "parent_case_no" in r}))
         except _RowFault as e:
             errors.append(RowError(line, str(e)))
     return out
+
+
+def _case_officers_check(badges: list[str], officers: dict[str, Officer]) -> dict[str, Any]:
+    unknown = [b for b in badges if b not in officers]
+    if unknown:
+        raise _RowFault(f"officer(s) {', '.join(unknown)} not known (import officers first)")
+    if len(badges) < MIN_CASE_OFFICERS:
+        raise _RowFault("a case needs at least two officers (行政处罚法 Art. 42 / 至少两名执法人员)")
+    return {}
+
+
+def _parent_check(case_no: str, parent: str | None, known: dict[str, Case], in_file: set[str]) -> dict[str, Any]:
+    if parent == case_no:
+        raise _RowFault("a case cannot reference itself as parent_case_no")
+    if parent and parent not in known and parent not in in_file:
+        raise _RowFault(f"parent_case_no {parent!r} is not a known case")
+    return {}
 
 
 @dataclass

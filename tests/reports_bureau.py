@@ -195,8 +195,11 @@ def _footage_for(session: Session, month: int, case: Case, start: datetime, a: O
 
 def _docks(session: Session, cams: list[Device]) -> None:
     """CAM0001 docks weekly (one dock 45 s fast), CAM0002 stops in November, CAM0003 never docks."""
+    badges = {cams[0].id: "B0101", cams[1].id: "B0102"}
+
     def dock(cam: Device, at: datetime, offset: float | None) -> None:
         session.add(DockSession(station="station-01", volume_path=f"/docks/{cam.serial}", device_id=cam.id,
+                                officer_badge=badges.get(cam.id),
                                 state="complete", started_at=at, clock_offset_seconds=offset,
                                 device_clock_text=f"{(at + timedelta(seconds=offset or 0)).astimezone(CST):%Y-%m-%d %H:%M:%S}",
                                 station_clock_at_read=at))
