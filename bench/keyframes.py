@@ -64,8 +64,9 @@ def make_clip(path: Path, total: float, gop: int) -> list[tuple[float, float, in
         name, size = SOURCES[src]
         sep = ":" if "=" in name else "="
         args += ["-f", "lavfi", "-i", f"{name}{sep}size={size}:rate=30"]
+        recolour = f",hue=h={120 * (n // len(SOURCES))}" if n >= len(SOURCES) else ""  # a repeat looks new
         chains.append(f"[{n}:v]trim=duration={b - a:.3f},setpts=PTS-STARTPTS,scale=1920:1080:flags=fast_bilinear,"
-                      f"format=yuv420p,setsar=1[s{n}]")
+                      f"format=yuv420p,setsar=1{recolour}[s{n}]")
     graph = ";".join(chains) + ";" + "".join(f"[s{n}]" for n in range(len(scenes))) + \
         f"concat=n={len(scenes)}:v=1:a=0[v]"
     tmp = path.with_suffix(".part.mp4")

@@ -33,7 +33,7 @@ from indexer.catalog.models import (  # noqa: E402
     Case, CaseOfficer, Device, DockSession, Media, MediaLink, Officer, Unit,
 )
 from reports.coverage import CoverageOptions, coverage_report  # noqa: E402
-from reports.render import render_json  # noqa: E402
+from reports.render import render_json, render_table  # noqa: E402
 
 CST = timezone(timedelta(hours=8))
 YEAR_START = datetime(2021, 1, 1, tzinfo=CST)
@@ -155,24 +155,33 @@ def main() -> int:
     print(f"catalog: {n_cases} inspections, {n_media} recordings")
     settings = Settings()
     opts = CoverageOptions(first=date(2021, 1, 1), last=date(2021, 12, 31), now=datetime(2022, 1, 15, tzinfo=CST))
-    times = []
-    for run in range(args.runs):
-        t0 = time.perf_counter()
-        with catalog.session() as s:
-            report = coverage_report(s, settings, opts)
-        size = len(render_json(report))
-        times.append(time.perf_counter() - t0)
-        print(f"run {run + 1}: coverage report for 2021 in {times[-1]:.2f} s (JSON {size / 1e6:.1f} MB)")
-    figs = {f.key: f.value for f in report.figures}
-    print("figures: " + ", ".join(f"{k}={v}" for k, v in figs.items()))
-    best = min(times)
-    verdict = "OK" if best < BUDGET_SECONDS else "OVER BUDGET"
-    print(f"coverage report: best {best:.2f} s, first {times[0]:.2f} s (budget {BUDGET_SECONDS:.0f} s on SQLite): "
-          f"{verdict}")
+    # What `custody report coverage` prints by default (figures, statement), and the full
+    # JSON with every list behind the figures (what --format json and html fetch).
+    default = _time(catalog, settings, opts, args.runs, details=False)
+    full = _time(catalog, settings, opts, args.runs, details=True)
+    verdict = "OK" if min(default) < BUDGET_SECONDS else "OVER BUDGET"
+    print(f"coverage report (default output): best {min(default):.2f} s, first {default[0]:.2f} s "
+          f"(budget {BUDGET_SECONDS:.0f} s on SQLite): {verdict}")
+    print(f"coverage report with every list as JSON: best {min(full):.2f} s, first {full[0]:.2f} s")
     catalog.dispose()
     if tmp:
         tmp.cleanup()
-    return 0 if best < BUDGET_SECONDS else 1
+    return 0 if min(default) < BUDGET_SECONDS else 1
+
+
+def _time(catalog: Catalog, settings: Settings, opts: CoverageOptions, runs: int, details: bool) -> list[float]:
+    times = []
+    for run in range(runs):
+        t0 = time.perf_counter()
+        with catalog.session() as s:
+            report = coverage_report(s, settings, opts, details=details)
+        text = render_json(report) if details else render_table(report, "zh", detail=False)
+        times.append(time.perf_counter() - t0)
+        what = "with every list, JSON" if details else "default table"
+        print(f"run {run + 1} ({what}): {times[-1]:.2f} s, {len(text) / 1e6:.1f} MB of output")
+    if not details:
+        print("figures: " + ", ".join(f"{f.key}={f.value}" for f in report.figures))
+    return times
 
 
 if __name__ == "__main__":

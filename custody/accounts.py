@@ -26,7 +26,10 @@ CAPABILITIES: dict[str, set[str]] = {
     "administrator": {"view", "stream", "link", "export", "tag", "review", "admin", "retention", "hold",
                       "correct_clock", "import", "reports", "users"},
     "auditor": {"view", "audit", "reports"},
+    # An operating-system user at the station with no account: may read, may not change evidence.
+    "local": {"view", "reports"},
 }
+BOOTSTRAP_ROLE = "administrator"  # acting OS user while the catalog has no accounts at all
 
 _hasher = PasswordHasher()
 
@@ -84,9 +87,10 @@ def resolve_actor(session: Session, username: str | None = None) -> Actor:
             .order_by(Account.os_user.is_(None))
         ).scalars().first()
         if acc is None:
-            raise PermissionDenied(
-                f"operating-system user {me!r} is not mapped to an account; pass --user NAME "
-                "or `custody users add NAME --role ROLE --os-user {me}`")
+            # Fresh station (no accounts yet): the OS user bootstraps as administrator, by name.
+            # Once accounts exist, an unmapped OS user may only read.
+            none_yet = session.execute(select(Account.id).limit(1)).first() is None
+            return Actor(username=f"os:{me}", role=BOOTSTRAP_ROLE if none_yet else "local", account_id=None)
     if acc.disabled:
         raise PermissionDenied(f"account {acc.username!r} is disabled")
     return Actor(username=acc.username, role=acc.role, account_id=acc.id, units=tuple(acc.units or ()))
@@ -98,6 +102,10 @@ def require(session: Session, actor: Actor, capability: str, subject: str = "") 
         custody_log.record(session, "refused", actor=actor.username, outcome="refused", subject=subject,
                            detail={"capability": capability, "role": actor.role})
         session.commit()
+        if actor.role == "local":
+            raise PermissionDenied(
+                f"{actor.username} is not mapped to an account and may only read; pass --user NAME or map it "
+                f"with `custody users add NAME --role ROLE --os-user {actor.username[3:]}`")
         raise PermissionDenied(f"{actor.username} ({actor.role}) may not {capability}")
 
 

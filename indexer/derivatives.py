@@ -7,6 +7,7 @@ and an identical re-index reuses what is there.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -35,23 +36,29 @@ def _put(store: ObjectStore, sha256: str, prefix: str, img: np.ndarray, quality:
     return key, img.shape[1], img.shape[0]
 
 
+PUT_THREADS = 4  # JPEG encoding releases the GIL and puts wait on the store: overlap them
+
+
 def store_keyframes(store: ObjectStore, sha256: str, frames: list[Frame], keyframe_width: int,
                     thumb_width: int) -> list[StoredDerivative]:
-    out: list[StoredDerivative] = []
-    thumbs: list[tuple[float, str, np.ndarray]] = []
-    for f in frames:
+    """A keyframe image and a thumbnail per frame, and one contact sheet, in time order."""
+    if not frames:
+        return []
+    thumbs = [(f.t, f.reason, resize_to_width(f.image, thumb_width)) for f in frames]
+    jobs = []
+    for f, (_, _, small) in zip(frames, thumbs):
         ms = int(round(f.t * 1000))
-        big = resize_to_width(f.image, keyframe_width)
-        key, w, h = _put(store, sha256, f"kf-{ms:09d}", big, 88)
-        out.append(StoredDerivative("keyframe", round(f.t, 3), key, w, h, round(f.sharpness, 1), f.reason))
-        small = resize_to_width(f.image, thumb_width)
-        key, w, h = _put(store, sha256, f"th-{ms:09d}", small, 80)
-        out.append(StoredDerivative("thumbnail", round(f.t, 3), key, w, h, round(f.sharpness, 1), f.reason))
-        thumbs.append((f.t, f.reason, small))
-    if thumbs:
-        sheet = contact_sheet(thumbs)
-        key, w, h = _put(store, sha256, "contact-sheet", sheet, 82)
-        out.append(StoredDerivative("contact_sheet", None, key, w, h, None, f"{len(thumbs)} keyframes"))
+        jobs.append(("keyframe", f, f"kf-{ms:09d}", resize_to_width(f.image, keyframe_width), 88))
+        jobs.append(("thumbnail", f, f"th-{ms:09d}", small, 80))
+    jobs.append(("contact_sheet", None, "contact-sheet", contact_sheet(thumbs), 82))
+    with ThreadPoolExecutor(PUT_THREADS) as pool:
+        keys = list(pool.map(lambda j: _put(store, sha256, j[2], j[3], j[4]), jobs))
+    out = []
+    for (kind, f, _, _, _), (key, w, h) in zip(jobs, keys):
+        if f is None:
+            out.append(StoredDerivative(kind, None, key, w, h, None, f"{len(frames)} keyframes"))
+        else:
+            out.append(StoredDerivative(kind, round(f.t, 3), key, w, h, round(f.sharpness, 1), f.reason))
     return out
 
 

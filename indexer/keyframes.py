@@ -157,8 +157,12 @@ def predicted_changes(packets: list[Packet]) -> list[tuple[float, float]]:
     return out
 
 
-def keyframe_changes(keys: list[Packet]) -> list[tuple[float, float]]:
-    """Scene-cut key packets (off the regular cadence) and jumps in keyframe size."""
+def keyframe_changes(keys: list[Packet], explained: list[float] | None = None) -> list[tuple[float, float]]:
+    """Scene-cut key packets (off the regular cadence) and jumps in keyframe size.
+
+    A size jump whose GOP already holds a predicted-frame change is that same change
+    seen again, so it is left out (`explained`: times of the changes already found).
+    """
     out = []
     if len(keys) >= 3:
         gaps = [b.t - a.t for a, b in zip(keys, keys[1:])]
@@ -166,9 +170,11 @@ def keyframe_changes(keys: list[Packet]) -> list[tuple[float, float]]:
         for k, g in zip(keys[1:], gaps):
             if g < OFF_CADENCE * nominal:
                 out.append((k.t, 3.0))
+    seen = sorted(explained or [])
     for a, b in zip(keys, keys[1:]):
         jump = abs(_log(b.size) - _log(a.size)) / KEY_JUMP_LOG
-        if jump >= 1.0:
+        i = bisect.bisect_right(seen, a.t)
+        if jump >= 1.0 and not (i < len(seen) and seen[i] <= b.t):
             out.append((b.t, jump))
     return out
 
@@ -186,8 +192,8 @@ def plan(packets: list[Packet], duration: float | None, interval: float, cap: in
         t = _key_at_or_after(key_times, i * step)
         if t is not None and t not in picks:
             picks[t] = Pick(t, "first" if i == 0 else "interval")
-    # A change found in the GOP before a keyframe also explains that keyframe's size jump.
-    changes = sorted(predicted_changes(packets) + keyframe_changes(keys))
+    predicted = predicted_changes(packets)
+    changes = sorted(predicted + keyframe_changes(keys, [t for t, _ in predicted]))
     change_times = [t for t, _ in changes]
     scenes: list[Pick] = []
     for idx, (t, strength) in enumerate(changes):
@@ -208,6 +214,14 @@ def plan(packets: list[Packet], duration: float | None, interval: float, cap: in
             continue
         picks[s.t] = s
         room -= 1
+    # An interval pick with a scene change close by adds nothing to the spread: save its decode.
+    scene_times = sorted(p.t for p in picks.values() if p.reason == "scene_change")
+    for t, p in list(picks.items()):
+        if p.reason == "interval":
+            i = bisect.bisect_left(scene_times, t)
+            near = [scene_times[j] for j in (i - 1, i) if 0 <= j < len(scene_times)]
+            if any(abs(x - t) <= step / 4 for x in near):
+                del picks[t]
     return sorted(picks.values(), key=lambda p: p.t)
 
 
@@ -226,7 +240,7 @@ _ROTATE = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, -270: cv2.ROTATE_90_COUNTERCLOCKW
 class Decoder:
     """Accurate seeks into one recording: key packet at or before the target, then forward."""
 
-    def __init__(self, source: str, rotation: int | None = None) -> None:
+    def __init__(self, source: str, rotation: int | None = None, max_width: int = 1280) -> None:
         self.container = _open(source)
         if not self.container.streams.video:
             self.container.close()
@@ -238,6 +252,7 @@ class Decoder:
         rate = self.stream.average_rate or self.stream.guessed_rate
         self.half_frame = int(Fraction(1, 2) / Fraction(rate) / self.tb) if rate else 0
         self.rotate = _ROTATE.get(int(rotation or 0))  # the display matrix, as a player would apply it
+        self.max_width = max_width
 
     def frame_at(self, t: float) -> np.ndarray | None:
         target = self.start + round(Fraction(t) / self.tb)
@@ -245,11 +260,18 @@ class Decoder:
             self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
             for frame in self.container.decode(self.stream):
                 if frame.pts is not None and frame.pts >= target - self.half_frame:
-                    img = frame.to_ndarray(format="bgr24")
+                    img = self._picture(frame)
                     return cv2.rotate(img, self.rotate) if self.rotate is not None else img
         except av.FFmpegError:
             return None  # a damaged stretch: this frame is skipped, the others still count
         return None
+
+    def _picture(self, frame: av.VideoFrame) -> np.ndarray:
+        """Scale and convert in one swscale pass: nothing downstream needs more than max_width."""
+        w, h = frame.width, frame.height
+        if w > self.max_width:
+            w, h = self.max_width, max(2, round(h * self.max_width / w / 2) * 2)
+        return frame.reformat(width=w, height=h, format="bgr24").to_ndarray()
 
     def close(self) -> None:
         self.container.close()
@@ -281,12 +303,12 @@ def is_duplicate(a: Frame, b: Frame) -> bool:
 
 
 def select(source: str, duration: float | None, interval: float, cap: int,
-           rotation: int | None = None) -> Selection:
+           rotation: int | None = None, max_width: int = 1280) -> Selection:
     """Plan, decode and score; return the frames worth keeping, in time order."""
     packets = read_packets(source)
     picks = plan(packets, duration, interval, cap)
     key_times = [p.t for p in packets if p.key]
-    dec = Decoder(source, rotation)
+    dec = Decoder(source, rotation, max_width)
     stats: dict[str, float | int] = {"packets": len(packets), "keyframes_in_clip": len(key_times),
                                      "planned": len(picks), "decoded": 0, "dropped_dark": 0,
                                      "dropped_duplicate": 0, "replaced_blurry": 0}

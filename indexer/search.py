@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from custody.errors import CustodyError, NotFound
 from indexer.catalog.models import Case, Device, Media, MediaLink, Officer
@@ -114,7 +114,8 @@ def build_query(session: Session, c: Criteria) -> Select[Any]:
     if c.end:
         q = q.where(Media.recorded_start < c.end)
     if c.unlinked:
-        q = q.where(~exists().where(MediaLink.media_id == Media.id, MediaLink.active.is_(True)))
+        other = aliased(MediaLink)  # the outer join found no active link; say so without a join fan-out
+        q = q.where(MediaLink.id.is_(None), ~exists().where(other.media_id == Media.id, other.active.is_(True)))
     q = q.order_by(Media.recorded_start.asc().nulls_last(), Media.id, Case.case_no)
     return q.limit(c.limit) if c.limit else q
 

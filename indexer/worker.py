@@ -96,7 +96,8 @@ def index_media(app: Any, media_id: int, *, force: bool = False, actor: str | No
         if probe.unplayable is None and ref.kind == "video":
             try:
                 sel = keyframes.select(src.location, probe.duration or ref.duration,
-                                       cfg.keyframe_interval_seconds, cfg.keyframe_max_per_clip)
+                                       cfg.keyframe_interval_seconds, cfg.keyframe_max_per_clip,
+                                       probe.summary.get("rotation"), cfg.keyframe_width)
                 kf_stats = {k: (round(v, 3) if isinstance(v, float) else int(v)) for k, v in sel.stats.items()}
                 stored = store_keyframes(app.store, ref.sha256, sel.frames, cfg.keyframe_width, cfg.thumbnail_width)
             except keyframes.KeyframeError as e:

@@ -62,23 +62,29 @@ def daemon(app: App, simulate: bool, exit_when_idle: bool, verbose: bool) -> Non
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     if simulate:
+        d.hold_idle.set()
         threading.Thread(target=_simulate_later, args=(app, d), daemon=True).start()
     d.run()
     if exit_when_idle and any(r.state != "complete" for r in d.results):
         sys.exit(1)
 
 
-def _simulate_later(app: App, d: object) -> None:
+def _simulate_later(app: App, d: "Daemon") -> None:  # noqa: F821
     from ingest.simulate import SimDevice, have_ffmpeg
 
-    time.sleep(1.0)
-    if not have_ffmpeg():
-        logging.getLogger("custody.daemon").error("ffmpeg not found: cannot build simulated volumes")
-        return
-    for i, kind in enumerate(("gat947", "dcim", "android")):
-        path = _dock_simulated(app, SimDevice(kind=kind, serial=f"SIM{kind[:3].upper()}{i:02d}",
-                                              officer=f"31000{i + 1}", clock_offset_s=[0, 420, -5][i]))
-        logging.getLogger("custody.daemon").info("simulated %s device docked at %s", kind, path)
+    try:
+        time.sleep(1.0)
+        if not have_ffmpeg():
+            logging.getLogger("custody.daemon").error("ffmpeg not found: cannot build simulated volumes")
+            return
+        for i, kind in enumerate(("gat947", "dcim", "android")):
+            path = _dock_simulated(app, SimDevice(kind=kind, serial=f"SIM{kind[:3].upper()}{i:02d}",
+                                                  officer=f"31000{i + 1}", clock_offset_s=[0, 420, -5][i]))
+            logging.getLogger("custody.daemon").info("simulated %s device docked at %s", kind, path.name)
+        time.sleep(app.settings.station.poll_seconds * 2)  # let the poll see them before idling is allowed
+    finally:
+        d.hold_idle.clear()
+        d.wake.set()
 
 
 def _dock_simulated(app: App, dev: object, name: str | None = None) -> Path:

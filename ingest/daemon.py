@@ -84,6 +84,7 @@ class Daemon:
         self.threads: list[threading.Thread] = []
         self.results: list[IngestResult] = []
         self.indexing = False
+        self.hold_idle = threading.Event()  # set while something (e.g. the simulator) is about to dock
 
     # ---------------------------------------------------------------- lifecycle
     def run(self) -> None:
@@ -193,6 +194,8 @@ class Daemon:
         return res
 
     def _idle(self) -> bool:
+        if self.hold_idle.is_set():
+            return False
         if any(w.future is None or not w.future.done() for w in self.watched.values()):
             return False
         from indexer.catalog.models import Job

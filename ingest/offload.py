@@ -20,7 +20,7 @@ from typing import Callable
 from custody.errors import DeviceGone, RefusedEntry, SpoolFull
 from ingest.volume import Entry
 
-RING = 3
+RING = 4  # buffers in flight: reading one while others are hashed and written
 
 
 class FileChanged(Exception):
@@ -120,34 +120,46 @@ def copy_and_hash(entry: Entry, volume: Path, spool: Path, chunk: int = 4 * 1024
 
 def _pump(src: int, out: int, h: "hashlib._Hash", chunk: int, volume: Path, entry: Entry,
           progress: Callable[[int], None] | None) -> int:
+    """Read on this thread; hash and write each chunk on their own threads (both release the
+    GIL), so reading chunk i+1 overlaps hashing and writing chunk i.  A buffer is reused only
+    after both its hash and its write are done."""
     bufs = [bytearray(chunk) for _ in range(RING)]
-    inflight: list[Future[None] | None] = [None] * RING
+    inflight: list[tuple[Future[None], Future[None]] | None] = [None] * RING
     total = 0
     i = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
-        while True:
-            slot = i % RING
-            if inflight[slot] is not None:
-                inflight[slot].result()  # the hasher is done with this buffer
-            buf = bufs[slot]
-            try:
-                n = os.readv(src, [buf])
-            except OSError as e:
-                if not _present(volume, entry):
-                    raise DeviceGone("device volume disappeared during copy") from e
-                raise ReadFailed(f"device read error: {e.strerror or e}") from e
-            if n == 0:
-                break  # a short read shows up as a size mismatch after the copy
-            view = memoryview(buf)[:n]
-            inflight[slot] = hasher.submit(h.update, view)  # ordered: one hashing thread
-            _write_all(out, view)
-            total += n
-            if progress:
-                progress(n)
-            i += 1
-        for f in inflight:
-            if f is not None:
-                f.result()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-write") as writer:
+        try:
+            while True:
+                slot = i % RING
+                if inflight[slot] is not None:
+                    for f in inflight[slot]:
+                        f.result()  # re-raises a write error (e.g. ENOSPC) here
+                buf = bufs[slot]
+                try:
+                    n = os.readv(src, [buf])
+                except OSError as e:
+                    if not _present(volume, entry):
+                        raise DeviceGone("device volume disappeared during copy") from e
+                    raise ReadFailed(f"device read error: {e.strerror or e}") from e
+                if n == 0:
+                    break  # a short read shows up as a size mismatch after the copy
+                view = memoryview(buf)[:n]
+                # ordered: one hashing thread, one writing thread
+                inflight[slot] = (hasher.submit(h.update, view), writer.submit(_write_all, out, view))
+                total += n
+                if progress:
+                    progress(n)
+                i += 1
+        finally:
+            for pair in inflight:
+                if pair is not None:
+                    for f in pair:
+                        f.exception()  # wait: never return while a thread still uses a buffer
+        for pair in inflight:
+            if pair is not None:
+                for f in pair:
+                    f.result()
     return total
 
 

@@ -163,8 +163,9 @@ def _run(app: App, volume: Path, entries: list[vol.Entry], profile: Profile, ide
     _set_totals(app, sid, len(media), sum(e.size for e in media))
     interrupted: str | None = None
     try:
-        _check_spool_space(app, sum(e.size for e in media))
+        _check_spool_space(app, 0)
         for e in media:
+            _check_spool_space(app, e.size)
             _offload_one(app, volume, sid, ident.serial, e, actor, res, trust_known=not wipe)
             progress("file", {"path": e.rel, "bytes": e.size})
             _bump(app, sid, e.size)
@@ -205,7 +206,7 @@ def _check_spool_space(app: App, need: int) -> None:
     floor = app.settings.station.min_free_spool_bytes
     free = free_bytes(spool_dir(app))
     if free - need < floor:
-        raise SpoolFull(f"spool has {free} bytes free, needs {need} plus a floor of {floor}; "
+        raise SpoolFull(f"spool has {free} bytes free, the next file needs {need} plus a floor of {floor}; "
                         "nothing was deleted to make room")
 
 

@@ -326,7 +326,9 @@ def device_clock_offset(identity: Identity, read_at: datetime) -> float | None:
     """Device clock minus true UTC, in seconds (positive: the device runs fast)."""
     if identity.clock is None:
         return None
-    return round((identity.clock - read_at).total_seconds(), 3)
+    delta = (identity.clock - read_at).total_seconds()
+    # A reading with whole-second resolution cannot measure better than a second.
+    return float(round(delta)) if identity.clock.microsecond == 0 else round(delta, 3)
 
 
 __all__ = ["Identity", "IdentityError", "NameInfo", "Profile", "load_profiles", "read_identity", "recognise",

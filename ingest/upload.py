@@ -149,6 +149,7 @@ def _record_stored(app: App, item_id: int, checksum: str, kind: str, chk: quickc
             if not chk.ok:
                 flag = "empty" if (item.size or 0) == 0 else "unplayable"
                 flags, reasons = [flag], {flag: chk.reason}
+            marks = ["important"] if times.get("important") else []  # the recorder's own mark
             now = utcnow()
             media = Media(
                 sha256=item.sha256, size=item.size or 0, kind=kind, storage_key=media_key(item.sha256),
@@ -157,7 +158,7 @@ def _record_stored(app: App, item_id: int, checksum: str, kind: str, chk: quickc
                 first_session_id=ds.id, original_path=item.device_path,
                 original_name=item.device_path.rsplit("/", 1)[-1],
                 original_mtime=datetime.fromtimestamp(item.mtime_ns / 1e9, tz=timezone.utc) if item.mtime_ns else None,
-                flags=flags, flag_reasons=reasons, docked_at=ds.started_at, stored_at=now, verified_at=now,
+                flags=flags + marks, flag_reasons=reasons, docked_at=ds.started_at, stored_at=now, verified_at=now,
                 **times)
             s.add(media)
             s.flush()

@@ -61,8 +61,8 @@ def draw(chart: Chart, lang: Lang) -> bytes:
     family = cjk_font() if lang == "zh" else None
     rc = {"font.family": [family, "DejaVu Sans"] if family else ["DejaVu Sans"], "axes.unicode_minus": False}
     with plt.rc_context(rc):
-        fig, ax = plt.subplots(figsize=(8, 4.2 if chart.type != "barh" else max(3.0, 0.28 * len(chart.categories) + 1.2)),
-                               dpi=100)
+        height = 4.2 if chart.type != "barh" else max(3.0, 0.28 * len(chart.categories) + 1.2)
+        fig, ax = plt.subplots(figsize=(8, height), dpi=100)
         try:
             _plot(ax, chart, lang)
             ax.set_title(t(chart.key, lang))
@@ -76,9 +76,9 @@ def draw(chart: Chart, lang: Lang) -> bytes:
 
 def _plot(ax: plt.Axes, chart: Chart, lang: Lang) -> None:
     cats = [t(c, lang) if chart.translate_categories else c for c in chart.categories]
-    if chart.type == "hist":
-        values = next(iter(chart.series.values()), [])
-        ax.hist(values, bins=40, color="#4472c4")
+    if chart.type == "hist":  # pre-binned: categories are the left edges of unit-wide bins
+        counts = next(iter(chart.series.values()), [])
+        ax.bar([float(c) for c in chart.categories], counts, width=1.0, align="edge", color="#4472c4")
         if chart.reference is not None:
             ax.axvline(chart.reference, color="#c00000", linestyle="--", label=t(chart.reference_label or "", lang))
             ax.legend()
@@ -103,7 +103,8 @@ def _bars(ax: plt.Axes, chart: Chart, cats: list[str], lang: Lang) -> None:
         bars = ax.bar(xs, values, width=width, label=t(key, lang))
         if len(cats) <= 16:
             ax.bar_label(bars, fmt="%g", fontsize=8)
-    ax.set_xticks(range(len(cats)), cats, rotation=30 if len(cats) > 6 else 0, ha="right" if len(cats) > 6 else "center")
+    crowded = len(cats) > 6
+    ax.set_xticks(range(len(cats)), cats, rotation=30 if crowded else 0, ha="right" if crowded else "center")
     if chart.reference is not None:
         ax.axhline(chart.reference, color="#c00000", linestyle="--", label=t(chart.reference_label or "", lang))
     if n > 1 or chart.reference is not None:

@@ -126,7 +126,10 @@ def register(cli: click.Group) -> None:
                                clock_threshold_seconds=clock_threshold, unlinked_days=unlinked_days)
         params = {"from": first, "to": last, "unit": unit, "kinds": opts.kinds, "deadline_hours": deadline_hours,
                   "undocked_days": undocked_days, "clock_threshold": clock_threshold, "unlinked_days": unlinked_days}
-        _produce(app, "coverage", lambda s: coverage_report(s, app.settings, opts), params, fmt, lang, out, detail)
+        # The long lists are fetched only when the output shows them.
+        details = detail or fmt in ("json", "html")
+        _produce(app, "coverage", lambda s: coverage_report(s, app.settings, opts, details), params, fmt, lang, out,
+                 detail)
 
     @report.command("usage")
     @click.option("--from", "first", default=None, metavar="DATE", help="First local day (default: all earlier).")

@@ -48,7 +48,7 @@ def render_html(report: Report, lang: Lang) -> str:
 
 def _table(tb: Table, lang: Lang) -> dict[str, Any]:
     rows = []
-    for row in tb.rows:
+    for row in tb.loaded_rows():
         cells = []
         for c in tb.columns:
             value = row.get(c.key)

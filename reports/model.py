@@ -7,6 +7,7 @@ labels are i18n keys (reports.i18n); JSON uses the stable keys themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Literal
 
 # How a value is shown: text as is, counts, ratios (2 decimals), shares (percent),
@@ -28,12 +29,27 @@ class Column:
 
 @dataclass
 class Table:
-    """Rows of dicts keyed by column key.  Detail tables are the cases/devices behind a figure."""
+    """Rows of dicts keyed by column key.  Detail tables are the cases/devices behind a figure.
+
+    A large list may be left unloaded (rows None, `loader` set) when the output
+    will not show it; Report.load_details fetches it while the session is open.
+    """
 
     key: str
     columns: list[Column]
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]] | None
     detail: bool = False  # terminal/CSV show it only with --detail; JSON/HTML always
+    loader: Callable[[], list[dict[str, Any]]] | None = field(default=None, repr=False)
+
+    def load(self) -> None:
+        if self.rows is None and self.loader is not None:
+            self.rows = self.loader()
+        self.loader = None  # it holds the session: never call it later
+
+    def loaded_rows(self) -> list[dict[str, Any]]:
+        if self.rows is None:
+            raise RuntimeError(f"table {self.key} was not loaded; build the report with details")
+        return self.rows
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,15 @@ class Report:
     tables: list[Table]
     figures: list[Figure] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
+
+    def load_details(self) -> None:
+        for t in self.tables:
+            t.load()
+
+    def drop_loaders(self) -> None:
+        """Forget unloaded lists (their loaders hold the session)."""
+        for t in self.tables:
+            t.loader = None
 
     def table(self, key: str) -> Table:
         for t in self.tables:

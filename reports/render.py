@@ -98,8 +98,8 @@ def to_json(report: Report) -> dict[str, Any]:
         out["figures"] = {f.key: _figure_json(f) for f in report.figures}
     for tb in report.tables:
         if not tb.detail:
-            out[tb.key] = tb.rows
-    details = {tb.key: tb.rows for tb in report.tables if tb.detail}
+            out[tb.key] = tb.loaded_rows()
+    details = {tb.key: tb.loaded_rows() for tb in report.tables if tb.detail}
     if details:
         out["details"] = details
     return out
@@ -134,7 +134,7 @@ def render_csv(report: Report, lang: Lang, detail: bool) -> str:
         w.writerow([])
         w.writerow([f"# {t(tb.key, lang)}"])
         w.writerow([t(c.label_key, lang) for c in tb.columns])
-        for row in tb.rows:
+        for row in tb.loaded_rows():
             w.writerow([cell(row.get(c.key), c, lang) for c in tb.columns])
     return buf.getvalue()
 
@@ -163,11 +163,12 @@ def render_table(report: Report, lang: Lang, detail: bool, width: int = 160) -> 
 
 
 def _rich_table(tb: Table, lang: Lang) -> RichTable:
-    rt = RichTable(title=f"{t(tb.key, lang)} ({len(tb.rows)})", title_justify="left")
+    rows = tb.loaded_rows()
+    rt = RichTable(title=f"{t(tb.key, lang)} ({len(rows)})", title_justify="left")
     for c in tb.columns:
         numeric = c.kind in ("int", "ratio", "share", "hours", "seconds")
         rt.add_column(t(c.label_key, lang), justify="right" if numeric else "left", overflow="fold")
-    for row in tb.rows:
+    for row in rows:
         rt.add_row(*[cell(row.get(c.key), c, lang) for c in tb.columns])
     return rt
 

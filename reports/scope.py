@@ -53,7 +53,8 @@ class Scope:
         return next((u for u in self.units if u.id == unit_id), None)
 
     def describe(self) -> dict[str, object]:
-        return {"unit_requested": self.root, "units": sorted(self.unit_codes), "includes_unassigned": self.includes_unassigned}
+        return {"unit_requested": self.root, "units": sorted(self.unit_codes),
+                "includes_unassigned": self.includes_unassigned}
 
 
 def load_scope(session: Session, unit_code: str | None) -> Scope:

@@ -70,6 +70,28 @@ class _Probe:
         self.store.put_bytes(self.key, data)
         return "store ignored the write (objects are written once)"
 
+    def shorten(self, until: datetime, mode: str) -> None:
+        """Try to shorten the locked version's retain-until (by version id: a later version could differ)."""
+        if self.s3 and self.version:
+            self.store.client.put_object_retention(Bucket=self.store.bucket, Key=self.key, VersionId=self.version,
+                                                   Retention={"Mode": mode, "RetainUntilDate": until})
+        else:
+            self.store.set_retention(self.key, until, mode)
+
+    def release_hold(self) -> None:
+        if self.s3 and self.version:
+            self.store.client.put_object_legal_hold(Bucket=self.store.bucket, Key=self.key, VersionId=self.version,
+                                                    LegalHold={"Status": "OFF"})
+        else:
+            self.store.set_legal_hold(self.key, False)
+
+    def retain_until(self) -> datetime | None:
+        if self.s3 and self.version:
+            r = self.store.client.get_object_retention(Bucket=self.store.bucket, Key=self.key, VersionId=self.version)
+            return r.get("Retention", {}).get("RetainUntilDate")
+        info = self.store.head(self.key)
+        return info.retain_until if info else None
+
     def file_writable(self) -> bool | None:
         if self.s3:
             return None
@@ -115,11 +137,12 @@ def run_selftest(store: Any, mode: str = "COMPLIANCE", lock_seconds: float = 3.0
     key = f"selftest/{uuid.uuid4().hex}"
     data = f"custody storage selftest probe {key} {datetime.now(timezone.utc).isoformat()}".encode()
     rep = SelftestReport(store=store.url, mode=mode, probe_key=key)
-    ok, detail = _Probe(store, key, None).bucket_lock()
-    rep.add("object_lock_enabled", "pass" if ok else "fail", detail)
-    stored = store.put_bytes(key, data, content_type="text/plain")
+    stored = store.put_bytes(key, data, content_type="text/plain")  # also creates the bucket if configured
     probe = _Probe(store, key, stored.version_id)
-    until = datetime.now(timezone.utc) + timedelta(seconds=lock_seconds)
+    ok, detail = probe.bucket_lock()
+    rep.add("object_lock_enabled", "pass" if ok else "fail", detail)
+    # Whole seconds: S3 keeps retain-until to the second, and the checks compare exactly.
+    until = (datetime.now(timezone.utc) + timedelta(seconds=lock_seconds + 1)).replace(microsecond=0)
     _lock(rep, store, key, until, mode)
     _attempts(rep, store, probe, data, until, mode)
     _after_expiry(rep, store, probe, data, until)
@@ -136,7 +159,7 @@ def _lock(rep: SelftestReport, store: Any, key: str, until: datetime, mode: str)
             rep.add(name, "fail", f"the store refused: {e}")
     info = store.head(key)
     shown = info.retain_until if info else None
-    if shown is not None and abs((shown - until).total_seconds()) < 2 and info.legal_hold:
+    if shown is not None and shown == until and info.legal_hold:
         rep.add("lock_visible", "pass", f"store reports retain-until {shown.isoformat()} and legal hold ON")
     else:
         rep.add("lock_visible", "fail", f"store reports retain-until {shown} legal_hold={info and info.legal_hold}")
@@ -144,6 +167,13 @@ def _lock(rep: SelftestReport, store: Any, key: str, until: datetime, mode: str)
 
 def _attempts(rep: SelftestReport, store: Any, probe: _Probe, data: bytes, until: datetime, mode: str) -> None:
     _intact(rep, probe, data, "delete_refused", "delete while locked", _attempt(lambda: store.delete(probe.key)))
+    accepted = _attempt(lambda: probe.shorten(until - timedelta(seconds=1), mode))
+    shown = probe.retain_until()
+    if accepted is None and shown is not None and shown >= until:
+        rep.add("shorten_refused", "pass", "shortening retain-until was refused")
+    else:
+        rep.add("shorten_refused", "fail", f"retain-until {until.isoformat()} could be shortened: the call was "
+                f"{'accepted' if accepted else 'refused'} and the store now reports {shown}")
     try:
         what = probe.raw_overwrite(b"overwritten by custody selftest")
         _intact(rep, probe, data, "overwrite_refused", "overwrite while locked", what)
@@ -156,13 +186,6 @@ def _attempts(rep: SelftestReport, store: Any, probe: _Probe, data: bytes, until
                 "Lock where tampering by an administrator must be impossible")
     elif writable is False:
         rep.add("file_write_protected", "pass", "the object file is read-only to this process")
-    shorter = until - timedelta(seconds=max(1.0, (until - datetime.now(timezone.utc)).total_seconds() / 2))
-    accepted = _attempt(lambda: store.set_retention(probe.key, shorter, mode))
-    info = store.head(probe.key)
-    if accepted is None and info and info.retain_until and info.retain_until >= until - timedelta(seconds=1):
-        rep.add("shorten_refused", "pass", "shortening retain-until was refused")
-    else:
-        rep.add("shorten_refused", "fail", f"retain-until could be shortened (now {info and info.retain_until})")
 
 
 def _after_expiry(rep: SelftestReport, store: Any, probe: _Probe, data: bytes, until: datetime) -> None:
@@ -170,7 +193,10 @@ def _after_expiry(rep: SelftestReport, store: Any, probe: _Probe, data: bytes, u
     _intact(rep, probe, data, "legal_hold_blocks_delete", "delete after retain-until, legal hold still on",
             _attempt(lambda: store.delete(probe.key)))
     try:
-        store.set_legal_hold(probe.key, False)
+        probe.release_hold()
+    except Exception:  # noqa: BLE001 - a store without locks refuses this; still clean up below
+        pass
+    try:
         store.delete(probe.key)
     except Exception as e:  # noqa: BLE001
         rep.add("delete_after_release", "fail", f"probe {probe.key} could not be deleted after release: {e}")

@@ -198,10 +198,11 @@ def _docks(session: Session, cams: list[Device]) -> None:
     badges = {cams[0].id: "B0101", cams[1].id: "B0102"}
 
     def dock(cam: Device, at: datetime, offset: float | None) -> None:
+        device_reads = (at + timedelta(seconds=offset or 0)).astimezone(CST)
         session.add(DockSession(station="station-01", volume_path=f"/docks/{cam.serial}", device_id=cam.id,
                                 officer_badge=badges.get(cam.id),
                                 state="complete", started_at=at, clock_offset_seconds=offset,
-                                device_clock_text=f"{(at + timedelta(seconds=offset or 0)).astimezone(CST):%Y-%m-%d %H:%M:%S}",
+                                device_clock_text=f"{device_reads:%Y-%m-%d %H:%M:%S}",
                                 station_clock_at_read=at))
     day = local(2021, 1, 4, 18)
     while day < local(2022, 1, 1):

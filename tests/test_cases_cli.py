@@ -105,7 +105,9 @@ def test_review_queue_and_manual_decisions(world) -> None:  # noqa: ANN001
     assert [q["media_id"] for q in queue] == [ids["overlap"]]
     item = queue[0]
     assert item["recorded_start"] == "2026-11-20T13:40:00+08:00" and item["device"] == "A100001"
-    assert [c["case_no"] for c in item["candidates"]] == ["JC-2026-0104", "JC-2026-0105"]
+    # Both inspections under way, plus 0203 starting 15 minutes later (margin only, lower score).
+    assert [(c["case_no"], c["score"]) for c in item["candidates"]] == [
+        ("JC-2026-0104", 0.9), ("JC-2026-0105", 0.9), ("JC-2026-0203", 0.4)]
     assert "overlapping cases" in run("rev", "review-queue").stdout
 
     res = run("aud", "link", str(ids["overlap"]), "JC-2026-0104", "--reason", "x", ok=False)

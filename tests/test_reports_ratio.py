@@ -92,8 +92,8 @@ def test_stricter_standard_shows_shortfall(bureau: Any) -> None:
 
 
 def test_standard_per_unit_from_catalog_then_config(make_app: Any, catalog_url: str) -> None:
-    app = make_app(catalog_url=catalog_url,
-                   extra=f'[reports]\nstandard_officers_per_device = 3.0\n[reports.unit_standards]\n"{BRIGADE}" = 1.5\n')
+    extra = f'[reports]\nstandard_officers_per_device = 3.0\n[reports.unit_standards]\n"{BRIGADE}" = 1.5\n'
+    app = make_app(catalog_url=catalog_url, extra=extra)
     with app.catalog.session() as s:
         u = bureau_2021(s)
         u[OFFICE].standard_officers_per_device = 1.0  # the catalog's own value wins over config

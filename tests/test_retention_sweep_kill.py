@@ -88,4 +88,4 @@ def test_sweep_killed_after_first_deletion_then_rerun(make_app, catalog_url, tmp
     # A third run finds nothing left to do.
     again = subprocess.run(sweep_cmd(app), cwd=ROOT, env={**os.environ, "CUSTODY_HOME": str(tmp_path)},
                            capture_output=True, text=True, timeout=300)
-    assert again.returncode == 1 and "swept" in again.stderr
+    assert again.returncode == 3 and "no approved retention plan" in again.stderr

@@ -134,7 +134,7 @@ def test_auditor_filters_the_custody_log(site) -> None:  # noqa: ANN001
     with TestClient(create_app(app)) as aud:
         login(aud, "aud")
         page = aud.get(f"/audit?actor=rev&action=streamed&media_id={sd.media_u1}").text
-        assert "streamed" in page and "&#34;start&#34;: 0" in page or '"start": 0' in page
+        assert "streamed" in page and '"start": 0' in page
         assert ">viewed<" not in page  # the filter narrowed to streams
         assert aud.get("/audit?since=not-a-date").status_code == 400
         everything = aud.get("/audit").text

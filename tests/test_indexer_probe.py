@@ -1,0 +1,151 @@
+"""Technical metadata of real files, and files that do not play."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from indexer_support import add_media, ffmpeg
+
+from indexer.catalog.models import CustodyEvent, Derivative, Job, Media
+from indexer.probe import parse_iso6709, probe_media
+from indexer.worker import run_pending
+from ingest.simulate import make_audio, make_photo, make_video
+
+pytestmark = pytest.mark.usefixtures("ffmpeg_ok")
+UTC = timezone.utc
+
+
+def indexed(app, mid: int) -> Media:  # noqa: ANN001
+    with app.catalog.session() as s:
+        return s.get(Media, mid)
+
+
+def test_video_metadata(make_app, catalog_url: str, tmp_path: Path) -> None:
+    app = make_app(catalog_url=catalog_url)
+    clip = make_video(tmp_path / "VID_20260501_100000.mp4", 2.0, rate=25, gop=25,
+                      creation_time=datetime(2026, 5, 1, 2, 0, tzinfo=UTC), location="+30.2500+120.1667+010.000/",
+                      extra=["-movflags", "use_metadata_tags", "-metadata", "make=SimPhone",
+                             "-metadata", "model=MDT-8"])
+    mid = add_media(app, clip, "video")
+    assert run_pending(app, "w") == {"done": 1}
+    m = indexed(app, mid)
+    t = m.meta["technical"]
+    assert (t["video_codec"], t["width"], t["height"], t["frame_rate"]) == ("h264", 320, 240, 25.0)
+    assert (t["audio_codec"], t["audio_sample_rate"], t["audio_channels"]) == ("aac", 16000, 1)
+    assert abs(t["duration_seconds"] - 2.0) < 0.1 and t["bit_rate"] > 0
+    assert t["creation_time"].startswith("2026-05-01T02:00:00")
+    assert t["gps"] == {"lat": 30.25, "lon": 120.1667, "alt": 10.0}
+    assert t["tags"]["make"] == "SimPhone" and t["tags"]["model"] == "MDT-8"  # vendor tags kept
+    assert (m.width, m.height) == (320, 240) and m.index_state == "done" and m.flags == []
+    # The raw probe is kept whole: every stream and tag the device wrote.
+    assert [s["codec_type"] for s in m.probe["streams"]] == ["video", "audio"]
+    assert m.probe["format"]["tags"]["location"].startswith("+30.2500")
+
+
+def test_rotated_phone_video_gives_upright_keyframes(make_app, tmp_path: Path) -> None:
+    app = make_app()
+    clip = tmp_path / "rot.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1", "-c:v", "libx264", "-preset", "ultrafast",
+           "-metadata:s:v:0", "rotate=90", str(clip))
+    mid = add_media(app, clip, "video")
+    run_pending(app, "w")
+    m = indexed(app, mid)
+    assert m.meta["technical"]["rotation"] in (90, -90)
+    with app.catalog.session() as s:
+        kf = s.query(Derivative).filter(Derivative.media_id == mid, Derivative.kind == "keyframe").first()
+    img = cv2.imdecode(np.frombuffer(b"".join(app.store.iter_bytes(kf.storage_key)), np.uint8), cv2.IMREAD_COLOR)
+    assert img.shape[:2] == (320, 240)  # portrait, as a player shows it
+
+
+@pytest.mark.parametrize("fmt,codec", [("wav", "pcm_s16le"), ("m4a", "aac"), ("adts", "aac")])
+def test_audio_metadata(make_app, tmp_path: Path, fmt: str, codec: str) -> None:
+    app = make_app()
+    mid = add_media(app, make_audio(tmp_path / f"memo.{fmt}", 1.5, fmt=fmt), "audio")
+    run_pending(app, "w")
+    m = indexed(app, mid)
+    assert m.meta["technical"]["audio_codec"] == codec and m.meta["technical"]["audio_sample_rate"] == 16000
+    assert abs(m.duration_seconds - 1.5) < 0.2 and m.flags == []
+    with app.catalog.session() as s:
+        assert s.query(Derivative).filter(Derivative.media_id == mid).count() == 0
+
+
+def test_photo_exif(make_app, catalog_url: str, tmp_path: Path) -> None:
+    app = make_app(catalog_url=catalog_url)
+    photo = make_photo(tmp_path / "IMG_1.jpg", datetime(2026, 5, 1, 10, 0, 5), make="SimPhone", model="MDT-8",
+                       serial="T300001", gps_utc=datetime(2026, 5, 1, 2, 0, 1, tzinfo=UTC), size=(400, 300))
+    mid = add_media(app, photo, "photo")
+    run_pending(app, "w")
+    m = indexed(app, mid)
+    t = m.meta["technical"]
+    assert (t["make"], t["model"], t["serial"]) == ("SimPhone", "MDT-8", "T300001")
+    assert t["datetime_original"] == "2026:05:01 10:00:05"
+    assert t["gps"]["utc_text"] == "2026:05:01 02:00:01.000"
+    assert abs(t["gps"]["lat"] - 30.25) < 1e-6 and abs(t["gps"]["lon"] - 120.1666667) < 1e-6
+    assert (m.width, m.height) == (400, 300)
+    assert m.probe["tool"] == "exifread" and m.probe["EXIF DateTimeOriginal"] == "2026:05:01 10:00:05"
+    assert m.time_source == "exif"
+    with app.catalog.session() as s:
+        th = s.query(Derivative).filter(Derivative.media_id == mid).one()
+    assert th.kind == "thumbnail" and th.width == 320
+
+
+def _broken_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    good = make_video(tmp_path / "good.mp4", 2.0)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(good.read_bytes()[:4000])
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"\x00\x01 not a video at all " * 200)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    photo = make_photo(tmp_path / "p.jpg", datetime(2026, 5, 1, 10, 0, 0), size=(640, 480))
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(photo.read_bytes()[:600])
+    wav = tmp_path / "noaudio.wav"
+    wav.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    return {"truncated": (truncated, "video"), "garbage": (garbage, "video"), "empty": (empty, "video"),
+            "cut": (cut, "photo"), "wav": (wav, "audio")}
+
+
+def test_unplayable_files_are_flagged_with_the_tools_reason(make_app, catalog_url: str, tmp_path: Path) -> None:
+    app = make_app(catalog_url=catalog_url)
+    ids = {name: add_media(app, p, kind) for name, (p, kind) in _broken_files(tmp_path).items()}
+    assert run_pending(app, "w") == {"done": len(ids)}  # indexing never crashes on them
+    for name, mid in ids.items():
+        m = indexed(app, mid)
+        assert m.flags == ["unplayable"], name
+        reason = m.flag_reasons["unplayable"]
+        assert reason.startswith(("ffprobe:", "image cannot be decoded")), (name, reason)
+        assert m.index_state == "done"
+    assert "Invalid data" in indexed(app, ids["garbage"]).flag_reasons["unplayable"]
+    with app.catalog.session() as s:
+        assert {j.state for j in s.query(Job)} == {"done"}
+        evs = s.query(CustodyEvent).filter(CustodyEvent.action == "indexed").all()
+        assert {e.media_id for e in evs} == set(ids.values())
+        assert all("unplayable" in e.detail for e in evs)
+
+
+def test_flags_set_elsewhere_are_kept(make_app, tmp_path: Path) -> None:
+    app = make_app()
+    mid = add_media(app, make_video(tmp_path / "ok.mp4", 1.0), "video")
+    with app.catalog.session() as s:
+        m = s.get(Media, mid)
+        m.flags, m.flag_reasons = ["unplayable", "late_upload"], {"unplayable": "old", "late_upload": "31 h"}
+    run_pending(app, "w")
+    m = indexed(app, mid)
+    assert m.flags == ["late_upload"] and m.flag_reasons == {"late_upload": "31 h"}  # it plays now
+
+
+def test_other_files_are_not_called_unplayable(tmp_path: Path) -> None:
+    f = tmp_path / "notes.txt"
+    f.write_text("case notes")
+    res = probe_media(str(f), "other")
+    assert res.unplayable is None and "note" in res.raw
+
+
+def test_iso6709() -> None:
+    assert parse_iso6709("+30.2500+120.1667/") == {"lat": 30.25, "lon": 120.1667}
+    assert parse_iso6709("-33.8688+151.2093+005.5/") == {"lat": -33.8688, "lon": 151.2093, "alt": 5.5}
+    assert parse_iso6709("nowhere") is None
