@@ -174,7 +174,7 @@ def _time(catalog: Catalog, settings: Settings, opts: CoverageOptions, runs: int
     for run in range(runs):
         t0 = time.perf_counter()
         with catalog.session() as s:
-            report = coverage_report(s, settings, opts, details=details)
+            report = coverage_report(s, settings, opts, details=details, charts=False)
         text = render_json(report) if details else render_table(report, "zh", detail=False)
         times.append(time.perf_counter() - t0)
         what = "with every list, JSON" if details else "default table"

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
@@ -142,8 +143,8 @@ def review_queue_cmd(app: Any, as_json: bool) -> None:
     for it in items:
         cands = "\n".join(f"{c['case_no']} ({c['score']})" for c in it["candidates"]) or "—"
         start = it["recorded_start"][:19].replace("T", " ") if it["recorded_start"] else "—"
-        table.add_row(str(it["id"]), f"{it['media_id']} {(it['sha256'] or '')[:12]}", start, it["device"] or "—",
-                      it["officer"] or "—", it["reason"], cands)
+        table.add_row(*(escape(c) for c in (str(it["id"]), f"{it['media_id']} {(it['sha256'] or '')[:12]}", start,
+                                            it["device"] or "—", it["officer"] or "—", it["reason"], cands)))
     _console().print(table)
 
 
@@ -155,9 +156,11 @@ def _print_rows(rows: list[SearchRow], tz: tzinfo) -> None:
     table = Table("ID", "开始/Start", "结束/End", "时长/Duration", "案件/Case", "警号/Officer", "设备/Device",
                   "关联/Link", "标记/Flags")
     for r in rows:
-        link = f"{r.link_method}: {r.link_reason}" if r.link_method else "—"
-        table.add_row(str(r.id), _local(r.recorded_start, tz), _local(r.recorded_end, tz), _duration(r.duration),
-                      r.case or "—", r.officer or "—", r.device or "—", link, ", ".join(r.flags) or "—")
+        link = f"[{r.link_method}] {r.link_reason}" if r.link_method else "—"
+        # Reasons are free text (a reviewer's words): never let them be read as console markup.
+        table.add_row(*(escape(c) for c in (str(r.id), _local(r.recorded_start, tz), _local(r.recorded_end, tz),
+                                            _duration(r.duration), r.case or "—", r.officer or "—", r.device or "—",
+                                            link, ", ".join(r.flags) or "—")))
     _console().print(table)
     click.echo(f"{len(rows)} row(s); local times ({tz})")
 

@@ -99,7 +99,7 @@ def build_query(session: Session, c: Criteria) -> Select[Any]:
         raise CustodyError("--unlinked cannot be combined with --case or --enterprise")
     q = _base("inner" if (c.case_no or c.enterprise) else "outer")
     if c.case_no:
-        q = q.where(MediaLink.case_id == _id_of(session, Case, Case.case_no, c.case_no, "case"))
+        q = q.where(Case.case_no == c.case_no)  # one round trip; an unknown case is told apart after
     if c.enterprise:
         needle = c.enterprise.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         q = q.where(Case.enterprise.like(f"%{needle}%", escape="\\"))
@@ -122,6 +122,8 @@ def build_query(session: Session, c: Criteria) -> Select[Any]:
 
 def search(session: Session, criteria: Criteria) -> list[SearchRow]:
     rows = session.execute(build_query(session, criteria)).all()
+    if not rows and criteria.case_no:
+        _id_of(session, Case, Case.case_no, criteria.case_no, "case")  # NotFound rather than "no rows"
     out: list[SearchRow] = []
     for r in rows:
         flags = list(r.flags or [])

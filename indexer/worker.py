@@ -79,15 +79,16 @@ def index_media(app: Any, media_id: int, *, force: bool = False, actor: str | No
         m = s.get(Media, media_id)
         if m is None:
             raise NotFound(f"no recording with id {media_id}")
-        if m.status != "stored":
-            return _skip(app, media_id, on_commit, f"recording is {m.status}")
-        if m.index_state == "done" and not force:
-            return _skip(app, media_id, on_commit, "already indexed")
+        skip = (f"recording is {m.status}" if m.status != "stored"
+                else "already indexed" if m.index_state == "done" and not force else None)
         ref = _Ref(m.id, m.sha256, m.size, m.kind, m.storage_key, m.duration_seconds)
+    if skip:  # outside the read transaction: SQLite allows one writer at a time
+        return _skip(app, media_id, on_commit, skip)
 
     cfg = app.settings.indexer
     stored: list[StoredDerivative] = []
     kf_stats: dict[str, Any] = {}
+    decode_problem: str | None = None
     with open_source(app.settings, app.store, ref.sha256, ref.size, ref.storage_key,
                      allow_url=ref.kind != "photo") as src:
         probe = probe_media(src.location, ref.kind)
@@ -102,6 +103,7 @@ def index_media(app: Any, media_id: int, *, force: bool = False, actor: str | No
                 stored = store_keyframes(app.store, ref.sha256, sel.frames, cfg.keyframe_width, cfg.thumbnail_width)
             except keyframes.KeyframeError as e:
                 kf_stats = {"error": str(e)}
+                decode_problem = f"decoder: {e}"
         elif probe.unplayable is None and ref.kind == "photo":
             stored = store_photo_thumbnail(app.store, ref.sha256, src.location, cfg.thumbnail_width)
         kf_stats["read_from"] = src.via
@@ -114,6 +116,9 @@ def index_media(app: Any, media_id: int, *, force: bool = False, actor: str | No
         m = s.get(Media, media_id)
         assert m is not None
         _write_probe(m, probe)
+        for problem in (probe.unplayable, decode_problem):
+            if problem:
+                _flag_unplayable(m, problem)
         readings = _time(app, s, m, probe)
         _write_derivatives(s, m, stored)
         m.meta = {**(m.meta or {}), "keyframes": kf_stats}
@@ -122,13 +127,24 @@ def index_media(app: Any, media_id: int, *, force: bool = False, actor: str | No
                   "clock_offset_seconds": m.clock_offset_seconds, "clock_offset_source": m.clock_offset_source,
                   "keyframes": sum(1 for d in stored if d.kind == "keyframe"), "reindex": force,
                   "readings": sorted(readings)}
-        if probe.unplayable:
-            detail["unplayable"] = probe.unplayable
+        if probe.unplayable or decode_problem:
+            detail["unplayable"] = probe.unplayable or decode_problem
         custody_log.record(s, "indexed", actor=actor, media_id=m.id, subject=m.sha256, detail=detail)
         if m.kind == "photo" and m.first_session_id:
             _photo_clock_estimate(app, s, m)
-        linking.link_recording(s, app.settings, m)
+        link(app, s, m, actor)
     return Outcome(media_id, "indexed", detail)
+
+
+def link(app: Any, s: Session, m: Media, actor: str) -> None:
+    """Case linking, in a savepoint: a linking fault is logged and leaves the index intact."""
+    try:
+        with s.begin_nested():
+            linking.link_recording(s, app.settings, m, actor=actor)
+    except Exception as e:  # noqa: BLE001 - linking is another package's code; the index must land
+        log.exception("linking recording %s failed", m.id)
+        custody_log.record(s, "linked", actor=actor, outcome="failed", media_id=m.id, subject=m.sha256,
+                           detail={"reason": f"{type(e).__name__}: {e}"[:1000]})
 
 
 def _skip(app: Any, media_id: int, on_commit: Callable[[Session], None] | None, why: str) -> Outcome:
@@ -149,11 +165,18 @@ def _write_probe(m: Media, probe: ProbeResult) -> None:
     if probe.duration:
         m.duration_seconds = probe.duration
     m.meta = {**(m.meta or {}), "technical": s}
-    flags = [f for f in (m.flags or []) if f != UNPLAYABLE]
-    reasons = {k: v for k, v in (m.flag_reasons or {}).items() if k != UNPLAYABLE}
-    if probe.unplayable:
+
+
+def _flag_unplayable(m: Media, reason: str) -> None:
+    """Add the flag with the tool's reason.  Flags are only ever added here: the ingest check
+    decodes the file's tail and may know what a header probe cannot, so a clean probe
+    clears nothing."""
+    flags = list(m.flags or [])
+    reasons = dict(m.flag_reasons or {})
+    if UNPLAYABLE not in flags:
         flags.append(UNPLAYABLE)
-        reasons[UNPLAYABLE] = probe.unplayable
+    known = reasons.get(UNPLAYABLE)
+    reasons[UNPLAYABLE] = reason if not known or reason in known else f"{known}; {reason}"
     m.flags, m.flag_reasons = flags, reasons  # new objects: JSON columns notice reassignment only
 
 
@@ -227,7 +250,7 @@ def retime_in_session(app: Any, s: Session, m: Media, *, actor: str, why: str,
              "clock_offset_source": m.clock_offset_source}
     detail = {"why": why, "before": before, "after": after, "device_start": m.device_start_text, **(extra or {})}
     custody_log.record(s, action, actor=actor, media_id=m.id, subject=m.sha256, detail=detail)
-    linking.link_recording(s, app.settings, m)
+    link(app, s, m, actor)
     return Outcome(m.id, "retimed", detail)
 
 

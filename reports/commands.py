@@ -126,10 +126,10 @@ def register(cli: click.Group) -> None:
                                clock_threshold_seconds=clock_threshold, unlinked_days=unlinked_days)
         params = {"from": first, "to": last, "unit": unit, "kinds": opts.kinds, "deadline_hours": deadline_hours,
                   "undocked_days": undocked_days, "clock_threshold": clock_threshold, "unlinked_days": unlinked_days}
-        # The long lists are fetched only when the output shows them.
-        details = detail or fmt in ("json", "html")
-        _produce(app, "coverage", lambda s: coverage_report(s, app.settings, opts, details), params, fmt, lang, out,
-                 detail)
+        # The long lists and chart data are fetched only when the output shows them.
+        details, charts = detail or fmt in ("json", "html"), fmt == "html"
+        _produce(app, "coverage", lambda s: coverage_report(s, app.settings, opts, details, charts), params, fmt,
+                 lang, out, detail)
 
     @report.command("usage")
     @click.option("--from", "first", default=None, metavar="DATE", help="First local day (default: all earlier).")

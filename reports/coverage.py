@@ -7,7 +7,7 @@ footage left unlinked or unplayable.  Each figure names the detail table that li
 the cases, recordings or devices behind it.
 
 Figures come from SQL aggregates; the long recording lists (late, unlinked,
-unplayable) are fetched only when the output shows them (`details=True`).
+unplayable) and the chart data are fetched only when the output shows them.
 """
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ from reports.scope import load_scope
 __all__ = ["CoverageOptions", "coverage_report"]
 
 
-def coverage_report(session: Session, settings: Settings, opts: CoverageOptions, details: bool = True) -> Report:
+def coverage_report(session: Session, settings: Settings, opts: CoverageOptions, details: bool = True,
+                    charts: bool = True) -> Report:
+    """The report; `details` fetches the long recording lists, `charts` the chart data (HTML only)."""
     period = Period.of(opts.first, opts.last, settings.tz)
     now = opts.now or datetime.now(timezone.utc)
     ctx = Context(period, load_scope(session, opts.unit), rules_for(settings, opts), now,
@@ -56,7 +58,7 @@ def coverage_report(session: Session, settings: Settings, opts: CoverageOptions,
             Table("unlinked", _UNLINKED_COLUMNS, None, True, lambda: unlinked_rows(session, ctx, x)),
             Table("unplayable", _UNPLAYABLE_COLUMNS, None, True, lambda: unplayable_rows(session, ctx, x)),
         ],
-        charts=_charts(inspections, session, ctx, x),
+        charts=_charts(inspections, session, ctx, x) if charts else [],
     )
     if details:
         report.load_details()

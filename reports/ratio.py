@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, timezone
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -75,15 +76,8 @@ def _first_docks(session: Session, tz: timezone) -> dict[int, date]:
         select(DockSession.device_id, func.min(DockSession.started_at))
         .where(DockSession.device_id.is_not(None)).group_by(DockSession.device_id)
     ).all()
-    out: dict[int, date] = {}
-    for device_id, first in rows:
-        if first is not None:
-            if isinstance(first, str):  # SQLite aggregates bypass the column type
-                first = datetime.fromisoformat(first).replace(tzinfo=timezone.utc)
-            elif first.tzinfo is None:
-                first = first.replace(tzinfo=timezone.utc)
-            out[device_id] = first.astimezone(tz).date()
-    return out
+    # min() keeps the column's UTCDateTime type, so these are aware UTC instants.
+    return {device_id: first.astimezone(tz).date() for device_id, first in rows if first is not None}
 
 
 # ----------------------------------------------------------------------------- arithmetic
@@ -115,9 +109,26 @@ def ratio_report(session: Session, settings: Settings, opts: RatioOptions) -> Re
     total = _total_row(scope, off_in, dev_in, settings, opts.standard)
     rows.append(total)
 
-    statement = {
+    statement = _statement(opts.at, tz, scope, kinds, total, sources, (off_in, off_out), (dev_in, dev_out))
+    return Report(
+        kind="ratio", statement=statement,
+        tables=[
+            Table("rows", _ROW_COLUMNS, rows),
+            Table("officers", _OFFICER_COLUMNS, off_in, detail=True),
+            Table("officers_excluded", _OFFICER_COLUMNS + [Column("reason", translate=True)], off_out, detail=True),
+            Table("devices", _DEVICE_COLUMNS, dev_in, detail=True),
+            Table("devices_excluded", _DEVICE_COLUMNS + [Column("reason", translate=True)], dev_out, detail=True),
+        ],
+        charts=[_chart(rows)],
+    )
+
+
+def _statement(at: date, tz: timezone, scope: Scope, kinds: tuple[str, ...], total: dict, sources: dict[str, dict],
+               officers: tuple[list, list], devices: tuple[list, list]) -> dict[str, Any]:
+    (off_in, off_out), (dev_in, dev_out) = officers, devices
+    return {
         "report": "ratio",
-        "at": opts.at.isoformat(),
+        "at": at.isoformat(),
         "timezone": offset_text(tz),
         "scope": scope.describe(),
         "standard": {
@@ -137,17 +148,6 @@ def ratio_report(session: Session, settings: Settings, opts: RatioOptions) -> Re
             "devices_excluded": len(dev_out),
         },
     }
-    return Report(
-        kind="ratio", statement=statement,
-        tables=[
-            Table("rows", _ROW_COLUMNS, rows),
-            Table("officers", _OFFICER_COLUMNS, off_in, detail=True),
-            Table("officers_excluded", _OFFICER_COLUMNS + [Column("reason", translate=True)], off_out, detail=True),
-            Table("devices", _DEVICE_COLUMNS, dev_in, detail=True),
-            Table("devices_excluded", _DEVICE_COLUMNS + [Column("reason", translate=True)], dev_out, detail=True),
-        ],
-        charts=[_chart(rows)],
-    )
 
 
 def _unit_key(u: UnitInfo | None) -> str | None:
@@ -219,9 +219,10 @@ def _chart(rows: list[dict]) -> Chart:
     def label(r: dict) -> str:
         return "total" if r["unit"] == TOTAL else (r["name"] or r["unit"] or "unassigned")
 
+    shown = [r for r in rows if r["officers_per_device"] is not None]  # units with no device have no ratio
     return Chart(
-        key="chart_ratio", type="bar", categories=[label(r) for r in rows],
-        series={"officers_per_device": [r["officers_per_device"] or 0.0 for r in rows]},
+        key="chart_ratio", type="bar", categories=[label(r) for r in shown],
+        series={"officers_per_device": [r["officers_per_device"] for r in shown]},
         reference=rows[-1]["standard"], reference_label="standard", y_label="officers_per_device",
         translate_categories=True,
     )

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from indexer.catalog.models import Media, MediaLink
 from reports.context import Context
 from reports.periods import in_period, local_iso
-from reports.sqltime import epoch_seconds, json_text_contains
+from reports.sqltime import epoch_seconds, json_text_contains, local_text
 
 
 @dataclass(frozen=True)
@@ -84,42 +84,56 @@ def delay_histogram(session: Session, x: Expressions, cap_hours: int) -> list[in
     return counts
 
 
-_LIST_COLUMNS = (Media.id, Media.original_name, Media.device_id, Media.officer_badge, Media.device_start_text,
-                 Media.recorded_start, Media.docked_at, Media.status)
+def _list_columns(ctx: Context) -> tuple[Any, ...]:
+    """Columns every recording list shows; instants come back as local text (see local_text)."""
+    tz, d = ctx.tz, ctx.dialect
+    return (Media.id, Media.original_name, Media.device_id, Media.officer_badge, Media.device_start_text,
+            local_text(Media.recorded_start, tz, d).label("start_text"),
+            local_text(Media.docked_at, tz, d).label("docked_text"), Media.status)
 
 
-def _row(r: Any, ctx: Context) -> dict[str, Any]:
+def _row(r: Any, serials: dict[int, str]) -> dict[str, Any]:
     return {
-        "media_id": r.id, "recording": r.original_name, "device": ctx.serial(r.device_id), "badge": r.officer_badge,
-        "device_start_text": r.device_start_text, "recorded_start": local_iso(r.recorded_start, ctx.tz),
-        "docked_at": local_iso(r.docked_at, ctx.tz), "status": r.status,
+        "media_id": r.id, "recording": r.original_name, "device": serials.get(r.device_id),
+        "badge": r.officer_badge, "device_start_text": r.device_start_text, "recorded_start": r.start_text,
+        "docked_at": r.docked_text, "status": r.status,
     }
+
+
+def _serials(ctx: Context) -> dict[int, str]:
+    return {i: d["serial"] for i, d in ctx.devices.items()}
 
 
 def late_rows(session: Session, ctx: Context, x: Expressions) -> list[dict[str, Any]]:
     rows = session.execute(
-        select(*_LIST_COLUMNS, Media.recorded_end, Media.duration_seconds, x.delay.label("delay"))
+        select(*_list_columns(ctx), Media.recorded_start, Media.recorded_end, Media.duration_seconds,
+               x.delay.label("delay"))
         .where(x.where, x.late).order_by(x.delay.desc(), Media.id)
     ).all()
+    serials = _serials(ctx)
     out = []
     for r in rows:
         end = r.recorded_end
         if end is None and r.recorded_start is not None:
             end = r.recorded_start + timedelta(seconds=r.duration_seconds or 0.0)
-        out.append({**_row(r, ctx), "recorded_end": local_iso(end, ctx.tz), "delay_hours": round(r.delay / 3600, 2)})
+        out.append({**_row(r, serials), "recorded_end": local_iso(end, ctx.tz),
+                    "delay_hours": round(r.delay / 3600, 2)})
     return out
 
 
 def unlinked_rows(session: Session, ctx: Context, x: Expressions) -> list[dict[str, Any]]:
     rows = session.execute(
-        select(*_LIST_COLUMNS, x.age_days.label("age")).where(x.where, x.unlinked)
+        select(*_list_columns(ctx), x.age_days.label("age")).where(x.where, x.unlinked)
         .order_by(Media.recorded_start, Media.id)
     ).all()
-    return [{**_row(r, ctx), "days_unlinked": round(r.age, 1)} for r in rows]
+    serials = _serials(ctx)
+    return [{**_row(r, serials), "days_unlinked": round(r.age, 1)} for r in rows]
 
 
 def unplayable_rows(session: Session, ctx: Context, x: Expressions) -> list[dict[str, Any]]:
     rows = session.execute(
-        select(*_LIST_COLUMNS, Media.flag_reasons).where(x.where, x.unplayable).order_by(Media.recorded_start, Media.id)
+        select(*_list_columns(ctx), Media.flag_reasons).where(x.where, x.unplayable)
+        .order_by(Media.recorded_start, Media.id)
     ).all()
-    return [{**_row(r, ctx), "reason": (r.flag_reasons or {}).get("unplayable")} for r in rows]
+    serials = _serials(ctx)
+    return [{**_row(r, serials), "reason": (r.flag_reasons or {}).get("unplayable")} for r in rows]

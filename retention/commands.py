@@ -91,7 +91,8 @@ def _print_explain(e: dict[str, Any], tz: tzinfo) -> None:
         click.echo(f"  {r['rule']:<20} {local(r['keep_until'])}  {r['reason']}")
     state = "may be deleted by an approved plan / 可由已批准的计划删除" if e["expired"] else "kept / 保留"
     click.echo(f"as of / 截至 {local(e['as_of'])}: {state}")
-    click.echo(f"store lock / 存储锁定至: {_fmt(datetime.fromisoformat(e['lock_until']) if e['lock_until'] else None, tz, 'none / 无')}"
+    lock = datetime.fromisoformat(e["lock_until"]) if e["lock_until"] else None
+    click.echo(f"store lock / 存储锁定至: {_fmt(lock, tz, 'none / 无')}"
                f"  legal hold flag / 法律保全标记: {'on' if e['legal_hold_applied'] else 'off'}")
 
 
@@ -119,7 +120,8 @@ def _print_plan(p: dict[str, Any], tz: tzinfo) -> None:
                f"{c.get('not_yet_due', 0)}, store-locked / 存储锁定 {c.get('store_locked', 0)}")
     click.echo(f"compared with plan / 对比计划: {s.get('baseline_plan') or 'none (first plan)'}")
     for rc in s.get("rules_changes", []):
-        click.echo(f"  RULE {rc['change'].upper()}: {rc['class']} {rc.get('keep_before', '')} -> {rc.get('keep_after', '')}")
+        click.echo(f"  RULE {rc['change'].upper()}: {rc['class']} "
+                   f"{rc.get('keep_before', '')} -> {rc.get('keep_after', '')}")
     if s.get("changes"):
         click.echo("changes / 变化: " + ", ".join(f"{k} {v}" for k, v in sorted(s["changes"].items())))
     for li in s.get("store_locked_items", []):
@@ -220,18 +222,6 @@ def _retention_group(cli: click.Group) -> None:
 
 
 # --------------------------------------------------------------------------- holds
-def _reapply(app: Any, session: Any, kind: str, ref: str, actor: Actor) -> int:
-    from retention.holds import covered_media
-    from retention.lock import apply_retention
-    from retention.rules import rules_for
-
-    rules, now = rules_for(app), utcnow()
-    media = covered_media(session, kind, ref)
-    for m in media:
-        apply_retention(app, session, m, now=now, rules=rules, actor=actor.username)
-    return len(media)
-
-
 def _hold_group(cli: click.Group) -> None:
     @cli.group("hold")
     def hold() -> None:
@@ -244,12 +234,12 @@ def _hold_group(cli: click.Group) -> None:
     @click.pass_obj
     def add(app: Any, kind: str, ref: str, reason: str) -> None:
         """Place a hold: KIND is media|case|device|officer, REF its id/case no/serial/badge."""
-        from retention.holds import add_hold
+        from retention.holds import add_hold, mirror_hold
 
         with app.catalog.session() as s:
             actor = _actor(app, s, "hold", f"{kind}:{ref}")
             h = add_hold(s, actor, kind, ref, reason)
-            n = _reapply(app, s, h.target_kind, h.target_ref, actor)
+            n = mirror_hold(app, s, h, actor)
             click.echo(f"hold #{h.id} placed on {kind} {h.target_ref} by {actor.username}; "
                        f"covers {n} stored recording(s) / 已保全")
 
@@ -259,12 +249,12 @@ def _hold_group(cli: click.Group) -> None:
     @click.pass_obj
     def release(app: Any, hold_id: int, reason: str) -> None:
         """Release a hold (it stays on record, with who and why)."""
-        from retention.holds import release_hold
+        from retention.holds import mirror_hold, release_hold
 
         with app.catalog.session() as s:
             actor = _actor(app, s, "hold", f"hold:{hold_id}")
             h = release_hold(s, actor, hold_id, reason)
-            n = _reapply(app, s, h.target_kind, h.target_ref, actor)
+            n = mirror_hold(app, s, h, actor)
             click.echo(f"hold #{h.id} released by {actor.username}; {n} recording(s) re-checked / 已解除")
 
     @hold.command("list")
@@ -313,7 +303,8 @@ def _tag_group(cli: click.Group) -> None:
             m = find_media(s, media_ref)
             add_tag(s, actor, m, tag_name, reason, rules_for(app))
             d = apply_retention(app, s, m, actor=actor.username)
-            click.echo(f"recording {m.id} tagged {tag_name}; keep until {_fmt(d.keep_until, app.settings.tz)} ({d.rule})")
+            click.echo(f"recording {m.id} tagged {tag_name}; "
+                       f"keep until {_fmt(d.keep_until, app.settings.tz)} ({d.rule})")
 
     @tag.command("remove")
     @click.argument("media_ref", metavar="MEDIA")
@@ -331,7 +322,8 @@ def _tag_group(cli: click.Group) -> None:
             m = find_media(s, media_ref)
             remove_tag(s, actor, m, tag_name, reason)
             d = apply_retention(app, s, m, actor=actor.username)
-            click.echo(f"tag {tag_name} removed from recording {m.id}; keep until {_fmt(d.keep_until, app.settings.tz)} ({d.rule})")
+            click.echo(f"tag {tag_name} removed from recording {m.id}; "
+                       f"keep until {_fmt(d.keep_until, app.settings.tz)} ({d.rule})")
 
 
 # --------------------------------------------------------------------------- storage

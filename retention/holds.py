@@ -83,6 +83,23 @@ def release_hold(session: Session, actor: Actor, hold_id: int, reason: str) -> H
     return hold
 
 
+def mirror_hold(app: Any, session: Session, hold: Hold, actor: Actor) -> int:
+    """Re-apply retention (store legal-hold flag) to every stored recording the hold covers.
+
+    Call after add_hold/release_hold.  Until it runs the hold still blocks every purge
+    (the decision reads the holds table); only the store's own flag lags, and the next
+    plan re-applies it to every recording anyway.
+    """
+    from retention.lock import apply_retention
+    from retention.rules import rules_for
+
+    rules, now = rules_for(app), utcnow()
+    media = covered_media(session, hold.target_kind, hold.target_ref)
+    for m in media:
+        apply_retention(app, session, m, now=now, rules=rules, actor=actor.username)
+    return len(media)
+
+
 def list_holds(session: Session, include_released: bool = False) -> Sequence[Hold]:
     q = select(Hold).order_by(Hold.id)
     if not include_released:

@@ -92,8 +92,8 @@ def _tags(session: Session, media_ids: Sequence[int]) -> dict[int, list[TagFact]
 def _recordings(session: Session, media: Sequence[Media]) -> dict[int, Recording]:
     dev_ids = {m.device_id for m in media if m.device_id}
     off_ids = {m.officer_id for m in media if m.officer_id}
-    serials = dict(session.execute(select(Device.id, Device.serial).where(Device.id.in_(dev_ids))).all()) if dev_ids else {}
-    badges = dict(session.execute(select(Officer.id, Officer.badge).where(Officer.id.in_(off_ids))).all()) if off_ids else {}
+    serials = dict(session.execute(select(Device.id, Device.serial).where(Device.id.in_(dev_ids))).all())
+    badges = dict(session.execute(select(Officer.id, Officer.badge).where(Officer.id.in_(off_ids))).all())
     out = {}
     for m in media:
         b = tuple(sorted({x for x in (m.officer_badge, badges.get(m.officer_id)) if x}))

@@ -54,11 +54,26 @@ def apply_retention(app: Any, session: Session, media: Media, *, now: datetime |
     return apply_decision(app, session, media, decision, now=now, actor=actor)
 
 
+def shortens(media: Media, decision: Decision) -> bool:
+    """Is this decision shorter than the one cached on the row?"""
+    if media.keep_rule is None:
+        return False  # never decided before
+    if media.keep_until is None:
+        return decision.keep_until is not None
+    return decision.keep_until is not None and decision.keep_until < media.keep_until
+
+
 def apply_decision(app: Any, session: Session, media: Media, decision: Decision, *, now: datetime,
-                   actor: str | None = None) -> Decision:
-    """apply_retention for a decision already made (plans decide in batches)."""
+                   actor: str | None = None, confirm_shorter: bool = False) -> Decision:
+    """apply_retention for a decision already made (plans decide in batches).
+
+    The cached decision (Media.keep_until/keep_rule) is only lengthened here; a shorter
+    one is confirmed by the next retention plan (`confirm_shorter`), which lists it as
+    `keep_until_shortened` so that no shortening reaches a purge unseen.
+    """
     actor = actor or f"station:{app.settings.station.name}"
-    media.keep_until, media.keep_rule = decision.keep_until, decision.rule
+    if confirm_shorter or not shortens(media, decision):
+        media.keep_until, media.keep_rule = decision.keep_until, decision.rule
     if media.status != "stored" or not app.settings.retention.apply_locks:
         return decision
     target = lock_target(decision, media.lock_until, now, app.settings.retention.open_ended_lock_days)

@@ -24,7 +24,7 @@ from indexer.catalog import custody_log
 from indexer.catalog.models import Media, RetentionPlan, RetentionPlanItem, utcnow
 from retention.decide import Decision, decide
 from retention.load import Facts, load_facts, load_holds
-from retention.lock import apply_decision
+from retention.lock import apply_decision, shortens
 from retention.rules import Rules, compare_rules, rules_from_dict, rules_for
 
 BATCH = 500
@@ -68,15 +68,55 @@ def _interrupted(session: Session) -> RetentionPlanItem | None:
                            ).scalar_one_or_none()
 
 
-def _change(m: Media, d: Decision, facts: Facts, old_rules: Rules | None, listed_before: set[int],
-            now: datetime) -> str:
-    if old_rules is not None:
-        before = decide(facts.recording, facts.links, (), facts.tags, now, old_rules)
+SHORTENED = ("rule_shortened", "keep_until_shortened")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What the new plan is compared with."""
+
+    rules: Rules | None  # the baseline plan's rule snapshot
+    listed: set[int]  # media the baseline plan listed
+    flagged: dict[int, str]  # shortenings shown by unapproved plans since
+
+
+def _change(m: Media, d: Decision, facts: Facts, base: Baseline, now: datetime) -> str:
+    if base.rules is not None:
+        before = decide(facts.recording, facts.links, (), facts.tags, now, base.rules)
         if before.keep_until is None or before.keep_until > now:
             return "rule_shortened"
-    if m.keep_rule is not None and (m.keep_until is None or (d.keep_until and m.keep_until > d.keep_until)):
+    if shortens(m, d):
         return "keep_until_shortened"  # a fact changed (tag removed, link removed, case dates)
-    return "unchanged" if m.id in listed_before else "new"
+    if m.id in base.flagged:
+        return base.flagged[m.id]  # flagged by a plan nobody approved: keep showing it
+    return "unchanged" if m.id in base.listed else "new"
+
+
+def _tally(t: Tally, m: Media, d: Decision, change: str | None, now: datetime) -> bool:
+    """Count the recording; True when the plan lists it for deletion."""
+    t.stored += 1
+    if not d.expired:
+        _count_kept(t, _why_kept(d))
+        return False
+    if _store_locked(m, now):
+        # Due by the rules, but the store will refuse until its lock passes: shown, not listed.
+        t.store_locked += 1
+        if len(t.locked_items) < 500:
+            t.locked_items.append({"media_id": m.id, "lock_until": m.lock_until.isoformat(),
+                                   "keep_until": d.keep_until.isoformat() if d.keep_until else None,
+                                   "change": change, "reason": d.reason})
+        return False
+    t.deletable += 1
+    t.changes[change or "new"] = t.changes.get(change or "new", 0) + 1
+    return True
+
+
+def _flagged_since(session: Session, base: RetentionPlan | None) -> dict[int, str]:
+    """Shortenings shown by plans nobody approved since the last approval (all, if none was)."""
+    q = select(RetentionPlanItem.media_id, RetentionPlanItem.change).where(RetentionPlanItem.change.in_(SHORTENED))
+    if base is not None and base.state in ("approved", "swept"):
+        q = q.where(RetentionPlanItem.plan_id > base.id)
+    return dict(session.execute(q.order_by(RetentionPlanItem.id)).all())
 
 
 def _why_kept(d: Decision) -> str:
@@ -101,9 +141,11 @@ def create_plan(app: Any, session: Session, actor: Actor, *, now: datetime | Non
         raise CustodyError(f"plan {stuck.plan_id} was interrupted mid-sweep; run `custody retention sweep` "
                            "to finish it before making a new plan")
     base = baseline_plan(session)
-    old_rules = rules_from_dict({"classes": base.summary["rules"]}, rules.tz) if base and base.summary.get("rules") else None
+    snapshot = base.summary.get("rules") if base else None
+    old_rules = rules_from_dict({"classes": snapshot}, rules.tz) if snapshot else None
     listed_before = set(session.execute(select(RetentionPlanItem.media_id)
                                         .where(RetentionPlanItem.plan_id == base.id)).scalars()) if base else set()
+    flagged = _flagged_since(session, base)
     for old in session.execute(select(RetentionPlan).where(RetentionPlan.state.in_(OPEN_STATES))).scalars():
         old.state = "superseded"
         custody_log.record(session, "plan_superseded", actor=actor.username, subject=f"plan:{old.id}")
@@ -113,31 +155,17 @@ def create_plan(app: Any, session: Session, actor: Actor, *, now: datetime | Non
     session.flush()
     tally, listed = Tally(), set()
     holds = load_holds(session, now)
+    baseline = Baseline(old_rules, listed_before, flagged)
     for batch in _stored_batches(session):
         facts = load_facts(session, batch)
         for m in batch:
-            f = facts[m.id]
-            d = decide(f.recording, f.links, holds, f.tags, now, rules)
-            change = _change(m, d, f, old_rules, listed_before, now) if d.expired else None
-            apply_decision(app, session, m, d, now=now, actor=actor.username)
-            tally.stored += 1
-            if not d.expired:
-                _count_kept(tally, _why_kept(d))
-                continue
-            if _store_locked(m, now):
-                # Due by the rules, but the store will refuse until its lock passes: shown, not listed.
-                tally.store_locked += 1
-                if len(tally.locked_items) < 500:
-                    tally.locked_items.append({"media_id": m.id, "lock_until": m.lock_until.isoformat(),
-                                               "keep_until": d.keep_until.isoformat() if d.keep_until else None,
-                                               "change": change, "reason": d.reason})
-                continue
-            assert change is not None
-            session.add(RetentionPlanItem(plan_id=plan.id, media_id=m.id, keep_until=d.keep_until, rule=d.rule,
-                                          reason=d.reason, change=change, state="pending"))
-            listed.add(m.id)
-            tally.deletable += 1
-            tally.changes[change] = tally.changes.get(change, 0) + 1
+            d = decide(facts[m.id].recording, facts[m.id].links, holds, facts[m.id].tags, now, rules)
+            change = _change(m, d, facts[m.id], baseline, now) if d.expired else None
+            apply_decision(app, session, m, d, now=now, actor=actor.username, confirm_shorter=True)
+            if _tally(tally, m, d, change, now):
+                session.add(RetentionPlanItem(plan_id=plan.id, media_id=m.id, keep_until=d.keep_until, rule=d.rule,
+                                              reason=d.reason, change=change, state="pending"))
+                listed.add(m.id)
         session.flush()
     plan.summary = _summary(session, rules, base, old_rules, tally, listed_before - listed, now)
     custody_log.record(session, "plan_created", actor=actor.username, subject=f"plan:{plan.id}",
@@ -187,7 +215,8 @@ def approve_plan(app: Any, session: Session, actor: Actor, plan_id: int) -> Rete
         custody_log.record(session, "plan_approved", actor=actor.username, outcome="refused",
                            subject=f"plan:{plan.id}", detail={"why": "creator cannot approve own plan"})
         session.commit()
-        raise PermissionDenied(f"plan {plan_id} was made by {actor.username}; a different administrator must approve it")
+        raise PermissionDenied(f"plan {plan_id} was made by {actor.username}; "
+                               "a different administrator must approve it")
     current = rules_for(app).digest
     if current != plan.rules_digest:
         raise CustodyError(f"the retention rules changed after plan {plan_id} was made; make a new plan")

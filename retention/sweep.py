@@ -118,6 +118,10 @@ def _tombstone(session: Session, item: RetentionPlanItem, media: Media, derivati
 def _sweep_item(app: Any, item_id: int, actor: Actor, rules: Rules, now: datetime, report: SweepReport) -> None:
     with app.catalog.session() as s:
         item = s.get(RetentionPlanItem, item_id, with_for_update=True)
+        plan_state = s.execute(select(RetentionPlan.state).where(RetentionPlan.id == item.plan_id)).scalar_one()
+        if plan_state != "approved" and item.state == "pending":
+            raise CustodyError(f"plan {item.plan_id} became {plan_state} during the sweep; stopped before "
+                               f"item {item.id}")
         media = s.get(Media, item.media_id, with_for_update=True)
         derivs = list(s.execute(select(Derivative).where(Derivative.media_id == media.id)).scalars())
         if media.status == "purged":
@@ -155,6 +159,9 @@ def _sweep_item(app: Any, item_id: int, actor: Actor, rules: Rules, now: datetim
     with app.catalog.session() as s:
         item = s.get(RetentionPlanItem, item_id, with_for_update=True)
         media = s.get(Media, item.media_id, with_for_update=True)
+        if media.status == "purged":  # a concurrent sweep finished it first
+            report.deleted.append(media.id)
+            return
         derivs = list(s.execute(select(Derivative).where(Derivative.media_id == media.id)).scalars())
         note = ("derivatives refused by the store: " + "; ".join(refused)) if refused else None
         _tombstone(s, item, media, derivs, dkeys, actor, now, note=note)
@@ -179,7 +186,8 @@ def sweep(app: Any, actor: Actor, *, plan_id: int | None = None, now: datetime |
         _sweep_item(app, item_id, actor, rules, now, report)
     with app.catalog.session() as s:
         plan = s.get(RetentionPlan, report.plan_id)
-        plan.state, plan.swept_at = "swept", utcnow()
+        if plan.state == "approved":
+            plan.state, plan.swept_at = "swept", utcnow()
         custody_log.record(s, "plan_swept", actor=actor.username, subject=f"plan:{plan.id}",
                            detail={"plan_id": plan.id, "deleted": len(report.deleted), "kept": len(report.kept),
                                    "failed": len(report.failed)})

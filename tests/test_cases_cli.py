@@ -73,7 +73,7 @@ def test_search_by_case_lists_every_device_in_time_order(world) -> None:  # noqa
         assert first["sha256"] == s.get(Media, ids["cam1"]).sha256
     table = run("rev", "search", "--case", "JC-2026-0101").stdout
     assert "2026-11-20 09:05:00" in table and "0:10:00" in table and "important" in table
-    assert "auto: 自动: 310001" in table and table.index("A100001") < table.index("T200001")
+    assert "[auto] 自动: 310001" in table and table.index("A100001") < table.index("T200001")
 
 
 def test_search_filters(world) -> None:  # noqa: ANN001
@@ -116,12 +116,13 @@ def test_review_queue_and_manual_decisions(world) -> None:  # noqa: ANN001
     assert res.exit_code == 2 and "--reason" in res.output
     with app.catalog.session() as s:
         sha = s.get(Media, ids["overlap"]).sha256
-    out = run("rev", "link", sha[:12], "JC-2026-0104", "--reason", "画面为五金厂车间").stdout
+    out = run("rev", "link", sha[:12], "JC-2026-0104", "--reason", "[现场] 画面为五金厂车间").stdout
     assert f"linked recording {ids['overlap']}" in out
     assert run.json("rev", "review-queue") == []
     rows = run.json("rev", "search", "--case", "JC-2026-0104")
     assert [(r["id"], r["link_method"], r["link_reason"]) for r in rows] == [
-        (ids["overlap"], "manual", "画面为五金厂车间")]
+        (ids["overlap"], "manual", "[现场] 画面为五金厂车间")]
+    assert "[manual] [现场] 画面为五金厂车间" in run("rev", "search", "--case", "JC-2026-0104").stdout  # not markup
     res = run("rev", "link", str(ids["overlap"]), "JC-2026-0104", "--reason", "again", ok=False)
     assert res.exit_code == 1 and "already linked" in res.output
 
@@ -139,7 +140,7 @@ def test_review_queue_and_manual_decisions(world) -> None:  # noqa: ANN001
             ("linked", "ok", ids["overlap"]), ("review_resolved", "ok", ids["overlap"]),
             ("unlinked", "ok", ids["cam2"]),
         ]
-        assert evs[1].detail["reason"] == "画面为五金厂车间" and evs[1].subject == "case:JC-2026-0104"
+        assert evs[1].detail["reason"] == "[现场] 画面为五金厂车间" and evs[1].subject == "case:JC-2026-0104"
         item = s.execute(select(ReviewItem).where(ReviewItem.media_id == ids["overlap"])).scalar_one()
         assert item.state == "resolved" and item.resolved_by == "rev"
 

@@ -140,7 +140,7 @@ def test_officer_swapped_devices_mid_day(day) -> None:
         assert ev.detail["source"] == "assignment"
 
 
-def test_no_officer_match_goes_to_review(day) -> None:
+def test_no_officer_match_goes_to_review(day, tmp_path: Path) -> None:
     app, rec = day
     anonymous = rec.record("X900001", None, at("09:30"), 3)  # no assignment, no badge in the identity
     unknown_badge = rec.record("X900002", "319999", at("09:30"), 3)  # badge not in the register
@@ -155,6 +155,14 @@ def test_no_officer_match_goes_to_review(day) -> None:
     assert [c["case_no"] for c in open_review(app, anonymous).candidates] == ["JC-2026-0101", "JC-2026-0202"]
     assert [c["case_no"] for c in open_review(app, stranger).candidates] == ["JC-2026-0104"]
     assert active_cases(app, off_duty) == {} and open_review(app, off_duty) is None
+    # The register catches up: 319999 is imported, and is on no case then -> the reason changes.
+    rep = import_file(app, "officers", write_json(tmp_path / "new_officer.json", [
+        {"badge": "319999", "name": "周敏", "unit_code": "310115000000"}]))
+    assert rep.created == 1 and rep.relinked == 1
+    item = open_review(app, unknown_badge)
+    assert "319999 is not an officer of JC-2026-0101, JC-2026-0202" in item.reason
+    with app.catalog.session() as s:
+        assert s.get(Officer, s.get(Media, unknown_badge).officer_id).badge == "319999"
 
 
 def test_case_imported_after_docking(make_app, catalog_url: str, tmp_path: Path, clips: list[Path]) -> None:

@@ -47,9 +47,12 @@ def test_video_metadata(make_app, catalog_url: str, tmp_path: Path) -> None:
 
 def test_rotated_phone_video_gives_upright_keyframes(make_app, tmp_path: Path) -> None:
     app = make_app()
-    clip = tmp_path / "rot.mp4"
+    flat, clip = tmp_path / "flat.mp4", tmp_path / "rot.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1", "-c:v", "libx264", "-preset", "ultrafast",
-           "-metadata:s:v:0", "rotate=90", str(clip))
+           str(flat))
+    ffmpeg("-i", str(flat), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(clip))  # a phone held upright
+    upright = tmp_path / "upright.png"
+    ffmpeg("-i", str(clip), "-frames:v", "1", str(upright))  # ffmpeg applies the display matrix itself
     mid = add_media(app, clip, "video")
     run_pending(app, "w")
     m = indexed(app, mid)
@@ -57,7 +60,9 @@ def test_rotated_phone_video_gives_upright_keyframes(make_app, tmp_path: Path) -
     with app.catalog.session() as s:
         kf = s.query(Derivative).filter(Derivative.media_id == mid, Derivative.kind == "keyframe").first()
     img = cv2.imdecode(np.frombuffer(b"".join(app.store.iter_bytes(kf.storage_key)), np.uint8), cv2.IMREAD_COLOR)
-    assert img.shape[:2] == (320, 240)  # portrait, as a player shows it
+    ref = cv2.imread(str(upright))
+    assert img.shape == ref.shape == (320, 240, 3)  # portrait, as a player shows it
+    assert np.abs(img.astype(int) - ref.astype(int)).mean() < 12  # and turned the same way (JPEG noise only)
 
 
 @pytest.mark.parametrize("fmt,codec", [("wav", "pcm_s16le"), ("m4a", "aac"), ("adts", "aac")])
@@ -127,15 +132,24 @@ def test_unplayable_files_are_flagged_with_the_tools_reason(make_app, catalog_ur
         assert all("unplayable" in e.detail for e in evs)
 
 
-def test_flags_set_elsewhere_are_kept(make_app, tmp_path: Path) -> None:
+def test_flags_from_the_ingest_check_are_kept_and_joined(make_app, tmp_path: Path) -> None:
     app = make_app()
-    mid = add_media(app, make_video(tmp_path / "ok.mp4", 1.0), "video")
+    ok = add_media(app, make_video(tmp_path / "ok.mp4", 1.0), "video")
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"junk" * 100)
+    broken = add_media(app, bad, "video")
     with app.catalog.session() as s:
-        m = s.get(Media, mid)
-        m.flags, m.flag_reasons = ["unplayable", "late_upload"], {"unplayable": "old", "late_upload": "31 h"}
+        for mid in (ok, broken):
+            m = s.get(Media, mid)
+            m.flags = ["important", "unplayable"]
+            m.flag_reasons = {"unplayable": "ffmpeg decode: end of file cut off"}
     run_pending(app, "w")
-    m = indexed(app, mid)
-    assert m.flags == ["late_upload"] and m.flag_reasons == {"late_upload": "31 h"}  # it plays now
+    m = indexed(app, ok)  # the header probes fine, but the ingest check decoded the tail: kept
+    assert m.flags == ["important", "unplayable"]
+    assert m.flag_reasons == {"unplayable": "ffmpeg decode: end of file cut off"}
+    m = indexed(app, broken)
+    assert m.flags == ["important", "unplayable"]
+    assert m.flag_reasons["unplayable"].startswith("ffmpeg decode: end of file cut off; ffprobe: ")
 
 
 def test_other_files_are_not_called_unplayable(tmp_path: Path) -> None:

@@ -229,3 +229,28 @@ def test_bad_corrections_are_refused(make_app) -> None:  # noqa: ANN001
     with app.catalog.session() as s:
         assert s.query(ClockCorrection).count() == 0
 
+
+
+# --------------------------------------------------------------------------- with the spine
+@pytest.mark.parametrize("kind", ["gat947", "android"])
+def test_docked_device_is_indexed_with_its_measured_clock_error(make_app, tmp_path: Path, kind: str) -> None:
+    """Dock a simulated device whose clock runs 40 s fast, ingest it, index the queue."""
+    from ingest.pipeline import ingest_volume
+    from ingest.simulate import SimDevice, build_volume
+
+    app = make_app()
+    true_start = datetime(2026, 5, 1, 9, 30, 0, tzinfo=CST)
+    dev = SimDevice(kind=kind, serial="A100009", start=true_start, clips=1, seconds=1.0, photos=1, audio=0,
+                    clock_offset_s=40.0, write_clock=kind == "gat947")
+    res = ingest_volume(app, build_volume(tmp_path / "vol", dev))
+    assert res.state in ("complete", "offloaded"), res
+    assert set(run_pending(app, "w")) == {"done"}  # the video, the photo (and a retime, by order)
+    with app.catalog.session() as s:
+        rows = {m.kind: m for m in s.query(Media)}
+    video = rows["video"]
+    assert video.time_source == "filename"
+    assert video.device_start == (true_start + timedelta(seconds=40)).astimezone(UTC)  # the device's reading
+    # Measured at the dock from the identity file's clock, or estimated from the photo's GPS time.
+    assert video.clock_offset_source.startswith("identity" if kind == "gat947" else "photo_gps")
+    assert abs(video.clock_offset_seconds - 40.0) < 3.0
+    assert abs((video.recorded_start - true_start).total_seconds()) < 3.0

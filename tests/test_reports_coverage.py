@@ -66,6 +66,10 @@ def test_uploads_devices_and_recordings(year: Any) -> None:
     late = rep.table("late_uploads").rows
     assert len(late) == EXPECTED["late"] and {r["badge"] for r in late} == {"B0102"}
     assert all(r["delay_hours"] == 30.0 for r in late)
+    first = min(late, key=lambda r: r["media_id"])  # instants as local text, made by the database
+    assert (first["recorded_start"], first["recorded_end"], first["docked_at"]) == (
+        "2021-03-15T09:58:00+08:00", "2021-03-15T10:30:00+08:00", "2021-03-16T16:30:00+08:00")
+    assert first["device_start_text"] == "2021-03-15 09:58:00"
     within = rep.figure("uploads_within_deadline")
     assert (within.value, within.of) == (EXPECTED["recordings"] - EXPECTED["untimed"] - EXPECTED["late"],
                                          EXPECTED["recordings"] - EXPECTED["untimed"])
@@ -85,6 +89,8 @@ def test_uploads_devices_and_recordings(year: Any) -> None:
 
     assert len(rep.table("unlinked").rows) == EXPECTED["unlinked"]
     assert all(r["days_unlinked"] > 3 for r in rep.table("unlinked").rows)
+    never_docked = next(r for r in rep.table("unlinked").rows if r["docked_at"] is None)
+    assert never_docked["recorded_start"] == "2021-06-01T09:00:00+08:00"
     unplayable = rep.table("unplayable").rows
     assert len(unplayable) == EXPECTED["unplayable"] and unplayable[0]["reason"] == "moov atom not found"
 

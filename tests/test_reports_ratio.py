@@ -171,3 +171,15 @@ def test_ratio_row_arithmetic(officers: int, devices: int, standard: float, requ
                               meets: bool) -> None:
     row = ratio_row("U", None, officers, devices, standard)
     assert (row["required"], row["shortfall"], row["meets"]) == (required, shortfall, meets)
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_html_states_date_standard_and_marks_a_unit_short(bureau: Any, tmp_path: Any) -> None:
+    out = tmp_path / "ratio.html"
+    result = run(bureau, "ratio", "--at", "2021-06-30", "--standard", "1", "--format", "html", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert "执法人员与执法记录设备配比报告" in html and "2021-06-30" in html and "--standard" in html
+    assert html.count('src="data:image/png;base64,') == 1
+    assert '<td class="bad">否</td>' in html  # a unit that misses the standard stands out
+    assert "证件已过期" in html and "B0900" in html  # the excluded officers and why

@@ -238,7 +238,39 @@ def test_apply_retention_locks_and_never_shortens(app) -> None:  # noqa: ANN001
     run(app, "rev", "tag", "remove", str(m.id), "obstruction", "--reason", "wrong clip")
     with app.catalog.session() as s:
         m3 = s.get(Media, m.id)
-        assert m3.keep_rule == "routine" and m3.lock_until == extended  # never shortened
+        # Neither the lock nor the cached decision is shortened by a tag removal.
+        assert m3.keep_rule == "reviewer_flag" and m3.lock_until == extended
     assert app.store.head(key).retain_until == extended
     locked = events(app, "retention_locked")
     assert len(locked) == 2 and all(e.outcome == "ok" for e in locked)
+
+
+def test_removed_tag_shows_as_shortened_until_a_plan_is_approved(make_app, catalog_url) -> None:  # noqa: ANN001
+    # No store locks (apply_locks = false): only the plan stands between a shortening and a purge.
+    app = make_app(catalog_url=catalog_url, extra="apply_locks = false\n")
+    accounts(app)
+    with app.catalog.session() as s:
+        mid = store_recording(app, s, now() - timedelta(days=400)).id
+    run(app, "rev", "tag", "add", str(mid), "obstruction", "--reason", "blocked the inspection")
+    run(app, "rev", "tag", "remove", str(mid), "obstruction", "--reason", "wrong clip")
+    e = json.loads(run(app, "aud", "retention", "explain", str(mid), "--json").output)
+    assert e["rule"] == "routine" and e["expired"]  # explain always decides live
+    with app.catalog.session() as s:
+        assert s.get(Media, mid).keep_until is None  # cached permanent until a plan confirms the shortening
+
+    def plan_changes() -> tuple[int, list]:
+        p = json.loads(run(app, "admin1", "retention", "plan", "--json").output)
+        return p["id"], [(i["media_id"], i["change"]) for i in p["items"]]
+
+    p1, ch1 = plan_changes()
+    assert ch1 == [(mid, "keep_until_shortened")]
+    p2, ch2 = plan_changes()  # p1 superseded unapproved: the flag stays visible
+    assert ch2 == [(mid, "keep_until_shortened")]
+    run(app, "admin2", "retention", "approve", str(p2))
+    _, ch3 = plan_changes()
+    assert ch3 == [(mid, "unchanged")]
+    # That newer plan superseded the approved one: nothing approved is left to sweep.
+    assert run(app, "admin1", "retention", "sweep", "--plan", str(p2), ok=False).exit_code == 1
+    assert run(app, "admin1", "retention", "sweep", ok=False).exit_code == 3
+    with app.catalog.session() as s:
+        assert s.get(Media, mid).status == "stored"

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from custody.cli import cli
 from custody.errors import ObjectLocked
-from indexer.catalog.models import Media
+from indexer.catalog.models import CustodyEvent, Media
 from retention.lock import apply_retention
 from retention.plan import approve_plan, create_plan
 from retention.selftest import run_selftest
@@ -118,6 +118,14 @@ def test_selftest_reports_a_bucket_without_object_lock(make_app, sqlite_url, sea
     assert "delete_after_release" not in failed  # the probe was cleaned up
     r = run(app, "admin1", "storage", "selftest", "--seconds", "1")
     assert r.exit_code == 1 and "FAILED" in r.output
+    # Ingest must not stop on such a store, but the failure to lock is on record.
+    with app.catalog.session() as s:
+        m = store_recording(app, s, now())
+        d = apply_retention(app, s, m)
+        assert d.rule == "routine" and m.lock_until is None
+    with app.catalog.session() as s:
+        ev = s.execute(select(CustodyEvent).where(CustodyEvent.action == "retention_locked")).scalar_one()
+        assert ev.outcome == "failed" and "InvalidRequest" in ev.detail["error"]
 
 
 def test_selftest_on_the_local_store_is_honest(make_app, sqlite_url) -> None:  # noqa: ANN001

@@ -39,7 +39,8 @@ def test_cli_export_is_a_verifiable_bag(site, tmp_path: Path) -> None:  # noqa: 
     r = run_cli(app, "--user", "rev", "export", sd.case_u1, "--out", str(out))
     assert r.exit_code == 0, r.output
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert {"bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt", "data/case.json"} <= set(names)
+    tags = {"bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt", "data/case.json"}
+    assert tags <= set(names)
     payload = [n for n in names if n.startswith("data/recordings/") and n.endswith(".mp4")]
     assert len(payload) == 1 and payload[0].isascii()  # safe name, not the device's
     assert (out / payload[0]).read_bytes() == sd.video_bytes

@@ -27,12 +27,13 @@ def endpoints(sd: Seed) -> list[tuple[str, str, dict | None, set[str]]]:
         ("GET", f"/media/{sd.media_u1}/download", None, {"reviewer", "administrator"}),
         ("GET", f"/cases/{c1}/export", None, {"reviewer", "administrator"}),
         ("POST", f"/cases/{c1}/export", {}, {"reviewer", "administrator"}),
+        # Before the link below: linking the queued recording closes its review item.
+        ("POST", f"/review/{sd.review_id}/resolve", {"case_no": "", "reason": "no inspection"},
+         {"reviewer", "administrator"}),
         ("POST", f"/media/{sd.media_orphan}/link", {"case_no": sd.case_u1, "reason": "seen on site"},
          {"reviewer", "administrator"}),
         ("POST", f"/links/{sd.link_u1}/unlink", {"reason": "wrong day"}, {"reviewer", "administrator"}),
         ("GET", "/review", None, {"reviewer", "administrator"}),
-        ("POST", f"/review/{sd.review_id}/resolve", {"case_no": "", "reason": "no inspection"},
-         {"reviewer", "administrator"}),
         ("GET", "/admin", None, {"administrator"}),
         ("GET", "/admin/reports?kind=ratio", None, {"administrator", "auditor"}),
         ("GET", "/admin/reports?kind=coverage", None, {"administrator", "auditor"}),
@@ -111,7 +112,9 @@ def test_post_without_or_with_wrong_csrf_is_refused(site) -> None:  # noqa: ANN0
         assert ok.status_code == 303
     linked = events(app, action="linked")
     assert len(linked) == 1 and linked[0].media_id == sd.media_orphan and linked[0].actor == "rev"
-    assert linked[0].detail["reason"] == "seen on site" and linked[0].remote_addr == "testclient"
+    assert linked[0].detail["reason"] == "seen on site"
+    web = events(app, action="web_action", media_id=sd.media_orphan)
+    assert web[-1].detail["did"] == "linked" and web[-1].remote_addr == "testclient"
 
 
 def test_login_form_needs_its_csrf_cookie(site) -> None:  # noqa: ANN001

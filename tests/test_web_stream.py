@@ -62,3 +62,31 @@ def test_ranges_proxied_from_s3(make_app, seaweed, s3_url: str, sample_video) ->
     app = make_app(storage_url=s3_url, endpoint=seaweed.endpoint)
     assert app.store.local_path("media/x") is None  # really the S3 store
     _check_ranges(app, seed(app, sample_video))
+
+
+def test_seek_far_into_a_multi_gigabyte_original(make_app, sample_video) -> None:  # noqa: ANN001
+    """A sparse 5 GiB object in the local store: a range near its end comes back at once."""
+    from indexer.catalog.models import Media
+
+    app = make_app()
+    sd = seed(app, sample_video)
+    size = 5 * 1024 ** 3
+    key = "media/sha256/ab/cd/" + "abcd" * 16
+    path = app.store.root / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.truncate(size)
+        f.seek(size - 4096)
+        f.write(b"END!" * 1024)
+    with app.catalog.session() as s:
+        s.add(Media(sha256="abcd" * 16, size=size, kind="video", storage_key=key, original_path="big.mp4",
+                    original_name="big.mp4", unit_code="330100000001"))
+    with app.catalog.session() as s:
+        big = s.query(Media).filter_by(storage_key=key).one().id
+    with TestClient(create_app(app)) as client:
+        login(client, "rev")
+        r = client.get(f"/media/{big}/stream", headers={"Range": f"bytes={size - 8}-"})
+        assert r.status_code == 206 and r.content == b"END!END!"
+        assert r.headers["content-range"] == f"bytes {size - 8}-{size - 1}/{size}"
+        r = client.get(f"/media/{big}/stream", headers={"Range": "bytes=3000000000-3000000009"})
+        assert r.status_code == 206 and r.content == b"\0" * 10

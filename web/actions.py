@@ -1,14 +1,17 @@
 """Changes a reviewer makes from the browser: link, unlink, resolve a review item.
 
-Each change and its custody event land in one transaction; a reason is required
-because the next reader of the case must know why a recording is (no longer) in it.
+The linking rules live in `indexer.linking` (a manual link supersedes automatic ones
+and closes open review items; an unlink is a ruling that automatic linking honours),
+so the browser and `custody link ...` behave the same.  Those functions write the
+custody events; the web adds a `web_action` event beside each with the remote
+address, because the custody log must say where a change came from.
 """
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.errors import CustodyError, NotFound
+from indexer import linking
 from indexer.catalog.models import Case, Media, MediaLink, ReviewItem, utcnow
 from web import trail
 from web.auth import Viewer
@@ -22,42 +25,29 @@ def _reason(text: str) -> str:
 
 
 def find_case(s: Session, case_no: str) -> Case:
-    case = s.execute(select(Case).where(Case.case_no == case_no.strip())).scalar_one_or_none()
-    if case is None:
-        raise NotFound(f"no case numbered {case_no!r}")
-    return case
+    return linking.find_case(s, case_no)
 
 
 def link(s: Session, viewer: Viewer, media: Media, case: Case, reason: str) -> MediaLink:
-    why = _reason(reason)
-    existing = s.execute(select(MediaLink).where(MediaLink.media_id == media.id, MediaLink.case_id == case.id,
-                                                 MediaLink.active.is_(True))).scalar_one_or_none()
-    if existing is not None:
-        raise CustodyError(f"recording {media.id} is already linked to case {case.case_no}")
-    row = MediaLink(media_id=media.id, case_id=case.id, method="manual", score=1.0, reason=why,
-                    created_by=viewer.username, created_at=utcnow())
-    s.add(row)
-    s.flush()
-    trail.record(s, viewer, "linked", media_id=media.id, subject=f"case:{case.case_no}",
-                 detail={"link_id": row.id, "method": "manual", "reason": why})
+    row = linking.manual_link(s, media, case, viewer.username, _reason(reason))
+    trail.record(s, viewer, "web_action", media_id=media.id, subject=f"case:{case.case_no}",
+                 detail={"did": "linked", "link_id": row.id})
     return row
 
 
 def unlink(s: Session, viewer: Viewer, row: MediaLink, reason: str) -> None:
-    why = _reason(reason)
     if not row.active:
         raise CustodyError(f"link {row.id} was already removed")
-    case = s.get(Case, row.case_id)
-    row.active = False
-    row.removed_by = viewer.username
-    row.removed_at = utcnow()
-    row.removed_reason = why
-    trail.record(s, viewer, "unlinked", media_id=row.media_id, subject=f"case:{case.case_no if case else '?'}",
-                 detail={"link_id": row.id, "method": row.method, "reason": why})
+    media, case = s.get(Media, row.media_id), s.get(Case, row.case_id)
+    if media is None or case is None:
+        raise NotFound(f"link {row.id} points at a missing recording or case")
+    ruling, removed = linking.manual_unlink(s, media, case, viewer.username, _reason(reason))
+    trail.record(s, viewer, "web_action", media_id=media.id, subject=f"case:{case.case_no}",
+                 detail={"did": "unlinked", "link_id": row.id, "ruling_id": ruling.id, "removed": removed})
 
 
 def resolve_review(s: Session, viewer: Viewer, item: ReviewItem, case_no: str, reason: str) -> None:
-    """Link to the chosen case, or to none; either way the item leaves the queue with the reason."""
+    """Link to the chosen case (which closes the item), or to none; the reason goes with it."""
     why = _reason(reason)
     if item.state != "open":
         raise CustodyError(f"review item {item.id} is already resolved")
@@ -65,13 +55,17 @@ def resolve_review(s: Session, viewer: Viewer, item: ReviewItem, case_no: str, r
     if media is None:
         raise NotFound(f"recording {item.media_id} is missing")
     if case_no.strip():
-        link(s, viewer, media, find_case(s, case_no), f"review: {why}")
-        resolution = f"linked to {case_no.strip()}: {why}"
-    else:
-        resolution = f"no case: {why}"
+        link(s, viewer, media, find_case(s, case_no), why)
+        if item.state == "open":  # manual_link closes open items; make sure this one is
+            _close(s, viewer, item, f"linked to {case_no.strip()}: {why}")
+        return
+    _close(s, viewer, item, f"no case: {why}")
+
+
+def _close(s: Session, viewer: Viewer, item: ReviewItem, resolution: str) -> None:
     item.state = "resolved"
     item.resolved_by = viewer.username
     item.resolved_at = utcnow()
     item.resolution = resolution
-    trail.record(s, viewer, "review_resolved", media_id=media.id, subject=f"review:{item.id}",
-                 detail={"case_no": case_no.strip() or None, "reason": why})
+    trail.record(s, viewer, "review_resolved", media_id=item.media_id, subject=f"review:{item.id}",
+                 detail={"resolution": resolution})

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from custody.accounts import ROLES, add_account, get_account, os_user, require, resolve_actor
+from custody.accounts import ROLES, Actor, add_account, get_account, os_user, require, resolve_actor
 from custody.app import App
 from custody.errors import CustodyError
 from indexer.catalog.models import Account, utcnow
@@ -24,7 +25,8 @@ def _read_password(from_stdin: bool) -> str:
     return click.prompt("Password / 密码", hide_input=True, confirmation_prompt=True)
 
 
-def _admin(app: App, s, capability: str = "users"):  # noqa: ANN001, ANN202 - Session -> Actor
+def _admin(app: App, s: Session, capability: str = "users") -> Actor:
+    """The acting account (--user or the OS user's), refused and logged unless it may `capability`."""
     actor = resolve_actor(s, app.user)  # type: ignore[attr-defined]
     require(s, actor, capability, subject="accounts")
     return actor

@@ -36,24 +36,35 @@ class ChartView:
 
 
 def build(s: Session, settings: Settings, kind: str, first: date | None, last: date, unit: str | None) -> Any:
-    """A reports.model.Report, or a CustodyError naming why it could not be made."""
+    """A reports.model.Report with its detail tables loaded (call inside the session)."""
     if kind not in KINDS:
         raise CustodyError(f"report must be one of {', '.join(KINDS)}")
     try:
-        if kind == "ratio":
-            from reports.ratio import RatioOptions, ratio_report
-
-            return ratio_report(s, settings, RatioOptions(at=last, unit=unit or None))
-        if kind == "coverage":
-            from reports.coverage import CoverageOptions, coverage_report
-
-            return coverage_report(s, settings, CoverageOptions(first=first or last - timedelta(days=29), last=last,
-                                                                unit=unit or None))
-        from reports.usage import UsageOptions, usage_report
-
-        return usage_report(s, settings, UsageOptions(first=first, last=last, unit=unit or None))
+        report = _make(s, settings, kind, first, last, unit or None)
     except ImportError as e:  # the reports package is missing or broken in this installation
         raise CustodyError(f"the {kind} report is not available in this installation: {e}") from e
+    if hasattr(report, "load_details"):
+        report.load_details()  # detail tables may be lazy; they need the open session
+    return report
+
+
+def _make(s: Session, settings: Settings, kind: str, first: date | None, last: date, unit: str | None) -> Any:
+    if kind == "ratio":
+        from reports.ratio import RatioOptions, ratio_report
+
+        return ratio_report(s, settings, RatioOptions(at=last, unit=unit))
+    if kind == "coverage":
+        from reports.coverage import coverage_report
+
+        try:
+            from reports.context import CoverageOptions
+        except ImportError:
+            from reports.coverage import CoverageOptions  # type: ignore[no-redef]
+        return coverage_report(s, settings, CoverageOptions(first=first or last - timedelta(days=29), last=last,
+                                                            unit=unit))
+    from reports.usage import UsageOptions, usage_report
+
+    return usage_report(s, settings, UsageOptions(first=first, last=last, unit=unit))
 
 
 def translator(lang: str):  # noqa: ANN201 - callable
@@ -83,7 +94,18 @@ def charts(report: Any, lang: str) -> list[ChartView]:
     return out
 
 
-def cell(value: Any, kind: str) -> str:
+def formatter(lang: str):  # noqa: ANN201 - callable(value, column) -> str
+    """The reports' own cell formatting (same text as the CLI and HTML reports), else a plain one."""
+    code = "zh" if lang == "zh-CN" else "en"
+    try:
+        from reports.render import cell as report_cell
+
+        return lambda value, col: report_cell(value, col, code)
+    except ImportError:
+        return lambda value, col: plain(value, getattr(col, "kind", "text"))
+
+
+def plain(value: Any, kind: str) -> str:
     if value is None:
         return "—"
     if kind == "ratio":

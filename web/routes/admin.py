@@ -59,14 +59,15 @@ def reports(request: Request, kind: str = "ratio", first: str = "", last: str = 
         first_day = date.fromisoformat(first) if first else None
     except ValueError as e:
         raise CustodyError("dates must be YYYY-MM-DD") from e
+    lang = lang_of(request)
     with app.catalog.session() as s:
         report = reports_view.build(s, app.settings, kind, first_day, last_day, unit.strip())
         trail.record(s, viewer, "viewed", subject=f"report:{kind}",
                      detail={"first": first or None, "last": last_day.isoformat(), "unit": unit or None})
-    lang = lang_of(request)
     return render(request, "reports.html", viewer, kind=kind, kinds=reports_view.KINDS, report=report,
-                  charts=reports_view.charts(report, lang), rt=reports_view.translator(lang), cell=reports_view.cell,
-                  first=first, last=last_day.isoformat(), unit=unit)
+                  charts=reports_view.charts(report, lang), rt=reports_view.translator(lang),
+                  cell=reports_view.formatter(lang), plain=reports_view.plain, first=first,
+                  last=last_day.isoformat(), unit=unit)
 
 
 # --------------------------------------------------------------------------- registers

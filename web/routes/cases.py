@@ -69,6 +69,7 @@ def export_form(request: Request, case_no: str, viewer: Viewer = Depends(allow("
     app: App = request.app.state.custody
     with app.catalog.session() as s:
         case = load_case(request, s, viewer, case_no)
+        trail.record(s, viewer, "viewed", subject=f"case:{case.case_no}", detail={"page": "export"})
         return render(request, "export.html", viewer, case=case)
 
 
