@@ -107,8 +107,10 @@ def full_decode(clip: Path) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(clip), "-f", "null", "-"], check=True)
 
 
-def coverage(sel: keyframes.Selection, scenes: list[tuple[float, float, int]]) -> list[bool]:
-    return [any(a <= f.t < b for f in sel.frames) for a, b, _ in scenes]
+def coverage(sel: keyframes.Selection, scenes: list[tuple[float, float, int]], fps: float = 30.0) -> list[bool]:
+    """Each scene has a kept frame inside it.  Boundaries fall between frames, so the first
+    frame of a scene may sit up to one frame period before the nominal start."""
+    return [any(a - 1 / fps <= f.t < b for f in sel.frames) for a, b, _ in scenes]
 
 
 def main() -> int:

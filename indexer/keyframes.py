@@ -194,35 +194,49 @@ def plan(packets: list[Packet], duration: float | None, interval: float, cap: in
             picks[t] = Pick(t, "first" if i == 0 else "interval")
     predicted = predicted_changes(packets)
     changes = sorted(predicted + keyframe_changes(keys, [t for t, _ in predicted]))
-    change_times = [t for t, _ in changes]
-    scenes: list[Pick] = []
+    _add_scenes(picks, _scene_picks(changes, key_times, step), cap)
+    _drop_redundant_intervals(picks, step)
+    return sorted(picks.values(), key=lambda p: p.t)
+
+
+def _scene_picks(changes: list[tuple[float, float]], key_times: list[float], step: float) -> list[Pick]:
+    """Where to look at each change: the next keyframe if the scene still shows there, else exactly."""
+    keys = set(key_times)
+    out = []
     for idx, (t, strength) in enumerate(changes):
         nxt_key = _key_at_or_after(key_times, t)
-        nxt_change = change_times[idx + 1] if idx + 1 < len(changes) else math.inf
-        if nxt_key is not None and nxt_key < nxt_change and nxt_key - t <= max(step / 2, MIN_GAP_SECONDS):
-            scenes.append(Pick(nxt_key, "scene_change", strength, True))  # same scene, decodes alone
+        nxt_change = changes[idx + 1][0] if idx + 1 < len(changes) else math.inf
+        if nxt_key is not None and t <= nxt_key < nxt_change and nxt_key - t <= max(step / 2, MIN_GAP_SECONDS):
+            out.append(Pick(nxt_key, "scene_change", strength, True))  # one decode instead of a GOP's
         else:
-            scenes.append(Pick(t, "scene_change", strength, t in key_times))
+            out.append(Pick(t, "scene_change", strength, t in keys))
+    return out
+
+
+def _add_scenes(picks: dict[float, Pick], scenes: list[Pick], cap: int) -> None:
+    """Strongest first, at least MIN_GAP_SECONDS from anything chosen, within the cap."""
     room = max(0, cap - len(picks))
-    for s in sorted(scenes, key=lambda p: -p.strength):
+    for sc in sorted(scenes, key=lambda p: -p.strength):
         if room == 0:
-            break
-        if any(abs(s.t - p.t) < MIN_GAP_SECONDS for p in picks.values()):
-            near = min(picks.values(), key=lambda p: abs(p.t - s.t))
-            if near.t == s.t and near.reason != "scene_change":
-                near.reason, near.strength = "scene_change", s.strength  # same frame: say why it matters
+            return
+        near = min(picks.values(), key=lambda p: abs(p.t - sc.t), default=None)
+        if near is not None and abs(near.t - sc.t) < MIN_GAP_SECONDS:
+            if near.t == sc.t and near.reason != "scene_change":
+                near.reason, near.strength = "scene_change", sc.strength  # same frame: say why it matters
             continue
-        picks[s.t] = s
+        picks[sc.t] = sc
         room -= 1
-    # An interval pick with a scene change close by adds nothing to the spread: save its decode.
+
+
+def _drop_redundant_intervals(picks: dict[float, Pick], step: float) -> None:
+    """An interval pick with a scene change close by adds nothing to the spread: save its decode."""
     scene_times = sorted(p.t for p in picks.values() if p.reason == "scene_change")
     for t, p in list(picks.items()):
-        if p.reason == "interval":
-            i = bisect.bisect_left(scene_times, t)
-            near = [scene_times[j] for j in (i - 1, i) if 0 <= j < len(scene_times)]
-            if any(abs(x - t) <= step / 4 for x in near):
-                del picks[t]
-    return sorted(picks.values(), key=lambda p: p.t)
+        if p.reason != "interval":
+            continue
+        i = bisect.bisect_left(scene_times, t)
+        if any(abs(scene_times[j] - t) <= step / 4 for j in (i - 1, i) if 0 <= j < len(scene_times)):
+            del picks[t]
 
 
 def _key_at_or_after(key_times: list[float], t: float) -> float | None:

@@ -85,55 +85,71 @@ def index_media(app: Any, media_id: int, *, force: bool = False, actor: str | No
     if skip:  # outside the read transaction: SQLite allows one writer at a time
         return _skip(app, media_id, on_commit, skip)
 
-    cfg = app.settings.indexer
-    stored: list[StoredDerivative] = []
-    kf_stats: dict[str, Any] = {}
-    decode_problem: str | None = None
-    with open_source(app.settings, app.store, ref.sha256, ref.size, ref.storage_key,
-                     allow_url=ref.kind != "photo") as src:
-        probe = probe_media(src.location, ref.kind)
-        if heartbeat:
-            heartbeat()
-        if probe.unplayable is None and ref.kind == "video":
-            try:
-                sel = keyframes.select(src.location, probe.duration or ref.duration,
-                                       cfg.keyframe_interval_seconds, cfg.keyframe_max_per_clip,
-                                       probe.summary.get("rotation"), cfg.keyframe_width)
-                kf_stats = {k: (round(v, 3) if isinstance(v, float) else int(v)) for k, v in sel.stats.items()}
-                stored = store_keyframes(app.store, ref.sha256, sel.frames, cfg.keyframe_width, cfg.thumbnail_width)
-            except keyframes.KeyframeError as e:
-                kf_stats = {"error": str(e)}
-                decode_problem = f"decoder: {e}"
-        elif probe.unplayable is None and ref.kind == "photo":
-            stored = store_photo_thumbnail(app.store, ref.sha256, src.location, cfg.thumbnail_width)
-        kf_stats["read_from"] = src.via
-        if heartbeat:
-            heartbeat()
-
+    found = _examine(app, ref, heartbeat)
     with app.catalog.session() as s:
         if on_commit:
             on_commit(s)
         m = s.get(Media, media_id)
         assert m is not None
-        _write_probe(m, probe)
-        for problem in (probe.unplayable, decode_problem):
-            if problem:
-                _flag_unplayable(m, problem)
-        readings = _time(app, s, m, probe)
-        _write_derivatives(s, m, stored)
-        m.meta = {**(m.meta or {}), "keyframes": kf_stats}
-        m.index_state = "done"
-        detail = {"time_source": m.time_source, "recorded_start": _iso(m.recorded_start),
-                  "clock_offset_seconds": m.clock_offset_seconds, "clock_offset_source": m.clock_offset_source,
-                  "keyframes": sum(1 for d in stored if d.kind == "keyframe"), "reindex": force,
-                  "readings": sorted(readings)}
-        if probe.unplayable or decode_problem:
-            detail["unplayable"] = probe.unplayable or decode_problem
-        custody_log.record(s, "indexed", actor=actor, media_id=m.id, subject=m.sha256, detail=detail)
-        if m.kind == "photo" and m.first_session_id:
-            _photo_clock_estimate(app, s, m)
-        link(app, s, m, actor)
+        detail = _record(app, s, m, found, force, actor)
     return Outcome(media_id, "indexed", detail)
+
+
+@dataclass
+class _Findings:
+    probe: ProbeResult
+    stored: list[StoredDerivative] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    decode_problem: str | None = None
+
+
+def _examine(app: Any, ref: _Ref, heartbeat: Callable[[], None] | None) -> _Findings:
+    """Read the bytes (no transaction open: this takes seconds), store the derivative images."""
+    cfg = app.settings.indexer
+    beat = heartbeat or (lambda: None)
+    with open_source(app.settings, app.store, ref.sha256, ref.size, ref.storage_key,
+                     allow_url=ref.kind != "photo") as src:
+        found = _Findings(probe_media(src.location, ref.kind))
+        beat()
+        playable = found.probe.unplayable is None
+        if playable and ref.kind == "video":
+            try:
+                sel = keyframes.select(src.location, found.probe.duration or ref.duration,
+                                       cfg.keyframe_interval_seconds, cfg.keyframe_max_per_clip,
+                                       found.probe.summary.get("rotation"), cfg.keyframe_width)
+                found.stats = {k: (round(v, 3) if isinstance(v, float) else int(v)) for k, v in sel.stats.items()}
+                found.stored = store_keyframes(app.store, ref.sha256, sel.frames, cfg.keyframe_width,
+                                               cfg.thumbnail_width)
+            except keyframes.KeyframeError as e:
+                found.stats, found.decode_problem = {"error": str(e)}, f"decoder: {e}"
+        elif playable and ref.kind == "photo":
+            found.stored = store_photo_thumbnail(app.store, ref.sha256, src.location, cfg.thumbnail_width)
+        found.stats["read_from"] = src.via
+        beat()
+    return found
+
+
+def _record(app: Any, s: Session, m: Media, found: _Findings, force: bool, actor: str) -> dict[str, Any]:
+    """Write what indexing learned, fix the time, log it, then link: one transaction."""
+    _write_probe(m, found.probe)
+    problem = found.probe.unplayable or found.decode_problem
+    if problem:
+        _flag_unplayable(m, problem)
+    readings = _time(app, s, m, found.probe)
+    _write_derivatives(s, m, found.stored)
+    m.meta = {**(m.meta or {}), "keyframes": found.stats}
+    m.index_state = "done"
+    detail = {"time_source": m.time_source, "recorded_start": _iso(m.recorded_start),
+              "clock_offset_seconds": m.clock_offset_seconds, "clock_offset_source": m.clock_offset_source,
+              "keyframes": sum(1 for d in found.stored if d.kind == "keyframe"), "reindex": force,
+              "readings": sorted(readings)}
+    if problem:
+        detail["unplayable"] = problem
+    custody_log.record(s, "indexed", actor=actor, media_id=m.id, subject=m.sha256, detail=detail)
+    if m.kind == "photo" and m.first_session_id:
+        _photo_clock_estimate(app, s, m)
+    link(app, s, m, actor)
+    return detail
 
 
 def link(app: Any, s: Session, m: Media, actor: str) -> None:

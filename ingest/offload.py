@@ -19,6 +19,7 @@ from typing import Callable
 
 from custody.errors import DeviceGone, RefusedEntry, SpoolFull
 from ingest.volume import Entry
+from storage.local import fsync_dir
 
 RING = 4  # buffers in flight: reading one while others are hashed and written
 
@@ -45,14 +46,6 @@ def spool_tmp_dir(spool: Path) -> Path:
 
 def spool_path(spool: Path, name: str) -> Path:
     return spool / "objects" / name
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def open_device_file(entry: Entry) -> int:

@@ -81,9 +81,25 @@ def store_item(app: App, item_id: int, profile: Profile | None, actor: str) -> O
     if not _claim(item_id):
         return Outcome("skipped", "being uploaded by another worker")
     try:
-        return _store_item(app, item_id, profile, actor)
+        out = _store_item(app, item_id, profile, actor)
     finally:
         _release(item_id)
+    if out.status in ("stored", "flagged") and out.media_id is not None:
+        _protect(app, out.media_id, actor)
+    return out
+
+
+def _protect(app: App, media_id: int, actor: str) -> None:
+    """Lock the new object in the store until its first retention decision (extended later,
+    never shortened).  A store that refuses is logged by retention; the recording stays stored."""
+    from retention.lock import apply_retention
+
+    try:
+        with app.catalog.session() as s:
+            m = s.get(Media, media_id)
+            apply_retention(app, s, m, actor=actor)
+    except Exception as e:  # noqa: BLE001 - protection is retried by every plan; never lose the upload
+        log.warning("retention lock for media %s deferred: %s", media_id, e)
 
 
 def _store_item(app: App, item_id: int, profile: Profile | None, actor: str) -> Outcome:
