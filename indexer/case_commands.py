@@ -22,15 +22,29 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from custody.accounts import Actor, require, resolve_actor
+from custody.errors import PermissionDenied
 from indexer import linking, refdata
 from indexer.catalog.models import Device, Media, Officer, ReviewItem
 from indexer.search import Criteria, SearchRow, parse_when, search
+from web.access import can_see_case, can_see_media, media_visible_clause
 
 
 def _actor(session: Session, app: Any, capability: str, subject: str) -> Actor:
     actor = resolve_actor(session, getattr(app, "user", None))
     require(session, actor, capability, subject=subject)
     return actor
+
+
+def _check_scope(session: Session, actor: Actor, media: Media, case: Any) -> None:
+    """Reviewers limited to units act only on recordings and cases of those units (as on the web)."""
+    if can_see_media(session, actor, media) and can_see_case(session, actor, case):
+        return
+    from indexer.catalog import custody_log
+
+    custody_log.record(session, "refused", actor=actor.username, outcome="refused", media_id=media.id,
+                       subject=f"case:{case.case_no}", detail={"why": "outside the account's units"})
+    session.commit()
+    raise PermissionDenied(f"{actor.username} does not cover the unit of recording {media.id} or case {case.case_no}")
 
 
 def _console() -> Console:
@@ -86,6 +100,7 @@ def link_cmd(app: Any, media_ref: str, case_no: str, reason: str) -> None:
     with app.catalog.session() as s:
         actor = _actor(s, app, "link", f"case:{case_no}")
         media, case = linking.find_media(s, media_ref), linking.find_case(s, case_no)
+        _check_scope(s, actor, media, case)
         linking.manual_link(s, media, case, actor.username, reason)
     click.echo(f"linked recording {media.id} ({media.sha256[:12]}) to {case.case_no}")
 
@@ -100,6 +115,7 @@ def unlink_cmd(app: Any, media_ref: str, case_no: str, reason: str) -> None:
     with app.catalog.session() as s:
         actor = _actor(s, app, "link", f"case:{case_no}")
         media, case = linking.find_media(s, media_ref), linking.find_case(s, case_no)
+        _check_scope(s, actor, media, case)
         _, removed = linking.manual_unlink(s, media, case, actor.username, reason)
     what = "unlinked" if removed else "ruled out (it was not linked)"
     click.echo(f"recording {media.id} ({media.sha256[:12]}) {what}: {case.case_no}")
@@ -130,8 +146,9 @@ def review_queue_cmd(app: Any, as_json: bool) -> None:
     Resolve an entry with `custody link MEDIA CASE --reason ...` or `custody unlink ...`."""
     tz = app.settings.tz
     with app.catalog.session() as s:
-        _actor(s, app, "review", "review-queue")
-        items = [_review_json(s, it, tz) for it in linking.open_reviews(s)]
+        actor = _actor(s, app, "review", "review-queue")
+        items = [_review_json(s, it, tz) for it in linking.open_reviews(s)
+                 if can_see_media(s, actor, s.get(Media, it.media_id))]
     if as_json:
         click.echo(json.dumps(items, ensure_ascii=False, indent=2))
         return
@@ -185,8 +202,10 @@ def search_cmd(app: Any, case_no: str | None, officer: str | None, device: str |
                     end=parse_when(date_to, tz, end_of_day=True) if date_to else None,
                     unlinked=unlinked, limit=limit or None)
     with app.catalog.session() as s:
-        _actor(s, app, "view", "search")
-        rows = search(s, crit)
+        actor = resolve_actor(s, getattr(app, "user", None))
+        # Inspectors may search their own recordings only; unit-limited reviewers their units'.
+        require(s, actor, "view_own" if actor.role == "inspector" else "view", subject="search")
+        rows = search(s, crit, scope=media_visible_clause(actor))
     if as_json:
         click.echo(json.dumps([r.as_json(tz) for r in rows], ensure_ascii=False, indent=2))
     else:

@@ -107,19 +107,18 @@ Row = tuple[int, dict[str, Any]]  # (line number, {column: value}) — only colu
 
 
 # --------------------------------------------------------------------------- reading files
-def read_rows(path: Path, kind: str) -> tuple[list[Row], list[RowError]]:
+def read_rows(raw: bytes, suffix: str, kind: str) -> tuple[list[Row], list[RowError]]:
     """Rows of a CSV or JSON file with the line each starts on; header problems as errors."""
-    raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         return [], [RowError(raw[: e.start].count(b"\n") + 1, "file is not UTF-8 text")]
-    if path.suffix.lower() == ".json" or text.lstrip().startswith("["):
-        rows, errors = _json_rows(text)
-    else:
-        rows, errors = _csv_rows(text)
+    is_json = suffix.lower() == ".json" or text.lstrip().startswith("[")
+    rows, errors = _json_rows(text) if is_json else _csv_rows(text)
     allowed = set(COLUMNS[kind])
-    for line, row in rows:
+    # CSV rows share the header: name its unknown columns once, on line 1.
+    checked = rows if is_json else [(1, rows[0][1])] if rows else []
+    for line, row in checked:
         unknown = sorted(k for k in row if k not in allowed)
         if unknown:
             errors.append(RowError(line, f"unknown column(s) {', '.join(unknown)}; expected {', '.join(COLUMNS[kind])}"))
@@ -627,44 +626,40 @@ class _CaseChange:
 
 def _apply_cases(session: Session, plans: list[Planned], rep: ImportReport) -> list[_CaseChange]:
     existing = _Lookup(session).get(Case, "case_no", {p["case_no"] for _, p in plans})
-    changes: list[_CaseChange] = []
+    changes: dict[str, _CaseChange] = {}
     for _, p in plans:
         case = existing.get(p["case_no"])
-        created = case is None
         if case is None:
-            case = Case(case_no=p["case_no"], **p["vals"])
+            case = existing[p["case_no"]] = Case(case_no=p["case_no"], **p["vals"])
             session.add(case)
             session.flush()
-            existing[p["case_no"]] = case
-            old = (None, None)
-            changed = True
-        else:
-            old = (case.start, case.end)
-            changed = _set(case, p["vals"])
-        changed = _set_case_officers(session, case, p["officer_ids"]) or changed
-        if created:
+            changes[case.case_no] = _CaseChange(case, (None, None))
             rep.created += 1
-        elif changed:
-            rep.updated += 1
-        else:
-            rep.unchanged += 1
-        if changed:
-            changes.append(_CaseChange(case, old))
-    for _, p in plans:  # parents after every case exists (a parent may come later in the file)
-        if p["has_parent"]:
-            case = existing[p["case_no"]]
-            parent = existing.get(p["parent"]) if p["parent"] else None
-            if parent is None and p["parent"]:
-                parent = session.execute(select(Case).where(Case.case_no == p["parent"])).scalar_one()
-            pid = parent.id if parent else None
-            if case.parent_case_id != pid:
-                case.parent_case_id = pid
-                if all(c.case is not case for c in changes):
-                    changes.append(_CaseChange(case, (case.start, case.end)))
-                    rep.unchanged -= 1
-                    rep.updated += 1
+        old = (case.start, case.end)
+        changed = _set(case, p["vals"])
+        changed = _set_case_officers(session, case, p["officer_ids"]) or changed
+        if changed and case.case_no not in changes:
+            changes[case.case_no] = _CaseChange(case, old)
+    # Parents after every case exists: a parent may come later in the same file.
+    for _, p in plans:
+        if p["has_parent"] and _set_parent(session, existing, existing[p["case_no"]], p["parent"]):
+            changes.setdefault(p["case_no"], _CaseChange(existing[p["case_no"]], (None, None)))
+    updated = len(changes) - rep.created
+    rep.updated += updated
+    rep.unchanged += len(plans) - rep.created - updated
     session.flush()
-    return changes
+    return list(changes.values())
+
+
+def _set_parent(session: Session, known: dict[str, Case], case: Case, parent_no: str | None) -> bool:
+    parent = None
+    if parent_no:
+        parent = known.get(parent_no) or session.execute(select(Case).where(Case.case_no == parent_no)).scalar_one()
+    pid = parent.id if parent else None
+    if case.parent_case_id == pid:
+        return False
+    case.parent_case_id = pid
+    return True
 
 
 def _set_case_officers(session: Session, case: Case, officer_ids: list[int]) -> bool:
@@ -719,8 +714,9 @@ def import_file(session: Session, settings: Settings, kind: str, path: Path, act
         raise CustodyError(f"unknown import {kind!r}; choose one of {', '.join(KINDS)}")
     if not path.is_file():
         raise CustodyError(f"{path}: no such file")
-    rep = ImportReport(kind=kind, file=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest())
-    rows, errors = read_rows(path, kind)
+    raw = path.read_bytes()
+    rep = ImportReport(kind=kind, file=str(path), sha256=hashlib.sha256(raw).hexdigest())
+    rows, errors = read_rows(raw, path.suffix, kind)
     plans = _PLANNERS[kind](session, rows, settings, errors)  # planned even after header errors: report all
     if errors:
         raise ImportRejected(str(path), sorted(errors, key=lambda e: e.line))

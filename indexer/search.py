@@ -120,8 +120,10 @@ def build_query(session: Session, c: Criteria) -> Select[Any]:
     return q.limit(c.limit) if c.limit else q
 
 
-def search(session: Session, criteria: Criteria) -> list[SearchRow]:
-    rows = session.execute(build_query(session, criteria)).all()
+def search(session: Session, criteria: Criteria, scope: Any = None) -> list[SearchRow]:
+    """`scope`: an optional SQL condition on Media limiting what the caller may see."""
+    q = build_query(session, criteria)
+    rows = session.execute(q if scope is None else q.where(scope)).all()
     if not rows and criteria.case_no:
         _id_of(session, Case, Case.case_no, criteria.case_no, "case")  # NotFound rather than "no rows"
     out: list[SearchRow] = []

@@ -169,10 +169,18 @@ def resolve_offset(session: Session, media: Media, device_time: datetime) -> Off
     corr = correction_for(session, media.device_id, device_time)
     if corr is not None:
         return Offset(corr.offset_seconds, f"correction #{corr.id} by {corr.created_by}")
-    ds = session.get(DockSession, media.first_session_id) if media.first_session_id else None
+    ds = session_for_update(session, media.first_session_id)
     if ds is not None and ds.clock_offset_seconds is not None:
         return Offset(ds.clock_offset_seconds, ds.clock_offset_source or "dock clock reading")
     return Offset(None, None)
+
+
+def session_for_update(session: Session, dock_session_id: int | None) -> DockSession | None:
+    """The dock session row, locked: reading its offset and setting it from photos serialise,
+    so a recording indexed alongside a photo either sees the estimate or gets re-timed by it."""
+    if dock_session_id is None:
+        return None
+    return session.get(DockSession, dock_session_id, with_for_update=True, populate_existing=True)
 
 
 def session_photo_offsets(session: Session, dock_session_id: int, zone: tzinfo) -> list[float]:

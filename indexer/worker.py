@@ -218,7 +218,7 @@ def _write_derivatives(s: Session, m: Media, stored: list[StoredDerivative]) -> 
 
 def _photo_clock_estimate(app: Any, s: Session, photo: Media) -> None:
     """A photo with GPS time may give (or refine) its dock session's clock offset."""
-    ds = s.get(DockSession, photo.first_session_id)
+    ds = timing.session_for_update(s, photo.first_session_id)
     if ds is None:
         return
     profile = profile_for(app, s, photo)

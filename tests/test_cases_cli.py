@@ -39,8 +39,10 @@ def world(make_app, catalog_url: str, tmp_path: Path, clips: list[Path]):  # noq
     app = make_app(catalog_url=catalog_url)
     with app.catalog.session() as s:
         for name, role in (("admin", "administrator"), ("rev", "reviewer"), ("aud", "auditor"),
-                           ("insp", "inspector")):
+                           ("310002", "inspector")):
             add_account(s, name, role)
+        add_account(s, "rev_here", "reviewer", units=["310115000000"])
+        add_account(s, "rev_far", "reviewer", units=["310104000000"])
     import_reference(app, tmp_path)
     rec = Recorder(app, clips)
     ids = {
@@ -95,8 +97,11 @@ def test_search_filters(world) -> None:  # noqa: ANN001
     assert res.exit_code == 3 and "no case 'JC-2099-0001'" in res.output
     res = run("rev", "search", "--from", "昨天", ok=False)
     assert res.exit_code == 1 and "is not a date" in res.output
-    res = run("insp", "search", "--case", "JC-2026-0101", ok=False)
-    assert res.exit_code == 4  # inspectors may only see their own footage (web)
+    # An inspector (account named by badge) sees only their own recordings.
+    assert [r["id"] for r in run.json("310002", "search", "--case", "JC-2026-0101")] == [ids["cam2"]]
+    # Reviewers limited to units see only those units' recordings.
+    assert len(run.json("rev_here", "search", "--officer", "310001")) == 5
+    assert run.json("rev_far", "search", "--officer", "310001") == []
 
 
 def test_review_queue_and_manual_decisions(world) -> None:  # noqa: ANN001
@@ -112,6 +117,9 @@ def test_review_queue_and_manual_decisions(world) -> None:  # noqa: ANN001
 
     res = run("aud", "link", str(ids["overlap"]), "JC-2026-0104", "--reason", "x", ok=False)
     assert res.exit_code == 4 and "may not link" in res.output
+    assert run.json("rev_far", "review-queue") == []
+    res = run("rev_far", "link", str(ids["overlap"]), "JC-2026-0104", "--reason", "x", ok=False)
+    assert res.exit_code == 4 and "does not cover the unit" in res.output
     res = run("rev", "link", str(ids["overlap"]), "JC-2026-0104", ok=False)
     assert res.exit_code == 2 and "--reason" in res.output
     with app.catalog.session() as s:
@@ -133,14 +141,14 @@ def test_review_queue_and_manual_decisions(world) -> None:  # noqa: ANN001
     assert res.exit_code == 3 and "no recording" in res.output
 
     with app.catalog.session() as s:
-        evs = s.execute(select(CustodyEvent).where(CustodyEvent.actor.in_(["rev", "aud"]))
+        evs = s.execute(select(CustodyEvent).where(CustodyEvent.actor.in_(["rev", "aud", "rev_far"]))
                         .order_by(CustodyEvent.seq)).scalars().all()
         assert [(e.action, e.outcome, e.media_id) for e in evs] == [
-            ("refused", "refused", None),
+            ("refused", "refused", None), ("refused", "refused", ids["overlap"]),
             ("linked", "ok", ids["overlap"]), ("review_resolved", "ok", ids["overlap"]),
             ("unlinked", "ok", ids["cam2"]),
         ]
-        assert evs[1].detail["reason"] == "[现场] 画面为五金厂车间" and evs[1].subject == "case:JC-2026-0104"
+        assert evs[2].detail["reason"] == "[现场] 画面为五金厂车间" and evs[2].subject == "case:JC-2026-0104"
         item = s.execute(select(ReviewItem).where(ReviewItem.media_id == ids["overlap"])).scalar_one()
         assert item.state == "resolved" and item.resolved_by == "rev"
 

@@ -194,3 +194,18 @@ def test_units_devices_officers_update(app, tmp_path: Path) -> None:  # noqa: AN
         assert (o.status, o.status_changed_on, o.name) == ("revoked", date(2026, 11, 30), "刘洋")
         d = s.execute(select(Device).where(Device.serial == "A100005")).scalar_one()
         assert d.in_service_to == date(2026, 12, 31) and d.unit_id is not None
+
+
+def test_csv_header_problems_named_once(app, tmp_path: Path) -> None:  # noqa: ANN001
+    before = counts(app)
+    path = write_csv(tmp_path / "d.csv", ["serial", "kind", "colour"], [["A100101", "camera", "黑"],
+                                                                      ["A100102", "camera", "红"]])
+    with pytest.raises(ImportRejected) as ei:
+        import_file(app, "devices", path)
+    assert [(e.line, e.message.split(";")[0]) for e in ei.value.errors] == [(1, "unknown column(s) colour")]
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes("serial,kind\nA100103,执法记录仪\n".encode("gbk"))
+    with pytest.raises(ImportRejected) as ei:
+        import_file(app, "devices", gbk)
+    assert [(e.line, e.message) for e in ei.value.errors] == [(2, "file is not UTF-8 text")]
+    assert counts(app) == before

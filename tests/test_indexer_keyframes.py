@@ -1,6 +1,7 @@
 """Keyframes: planning from the packet index, scene changes, dark and duplicate frames, storage."""
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import cv2
@@ -12,6 +13,7 @@ from indexer import keyframes
 from indexer.catalog.models import Derivative, Media
 from indexer.keyframes import Packet, plan
 from indexer.worker import index_media
+from ingest.simulate import make_photo
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_ok")
 
@@ -193,6 +195,16 @@ def test_keyframes_on_s3_read_through_a_presigned_url(make_app, tmp_path: Path, 
     files = sorted(out.glob("*.jpg"))
     assert len(files) == sum(d.kind == "keyframe" for d in derivs)
     assert all(cv2.imread(str(f)) is not None for f in files)
+    # A photo is never read over a URL (exifread wants a file): streamed to a temporary copy.
+    photo = make_photo(tmp_path / "p.jpg", datetime(2026, 5, 1, 10, 0, 0))
+    pid = add_media(app, photo, "photo")
+    index_media(app, pid)
+    with app.catalog.session() as s:
+        p = s.get(Media, pid)
+        assert p.meta["keyframes"]["read_from"] == "tempfile"
+        assert p.meta["technical"]["datetime_original"] == "2026:05:01 10:00:00"
+    [th] = current_derivatives(app, pid)
+    assert th.kind == "thumbnail" and app.store.head(th.storage_key) is not None
 
 
 def test_select_reports_a_file_without_video(tmp_path: Path) -> None:

@@ -163,3 +163,24 @@ def test_iso6709() -> None:
     assert parse_iso6709("+30.2500+120.1667/") == {"lat": 30.25, "lon": 120.1667}
     assert parse_iso6709("-33.8688+151.2093+005.5/") == {"lat": -33.8688, "lon": 151.2093, "alt": 5.5}
     assert parse_iso6709("nowhere") is None
+
+
+def test_the_spool_copy_is_read_first_when_it_is_whole(make_app, tmp_path: Path) -> None:
+    from indexer.source import open_source
+
+    app = make_app()
+    clip = make_video(tmp_path / "c.mp4", 1.0)
+    mid = add_media(app, clip, "video")
+    with app.catalog.session() as s:
+        m = s.get(Media, mid)
+        sha, size, key = m.sha256, m.size, m.storage_key
+    spool = app.settings.path(app.settings.station.spool_dir) / "objects"
+    spool.mkdir(parents=True)
+    (spool / sha).write_bytes(clip.read_bytes()[:-10])  # still being written: not used
+    with open_source(app.settings, app.store, sha, size, key) as src:
+        assert src.via == "store"
+    (spool / sha).write_bytes(clip.read_bytes())
+    with open_source(app.settings, app.store, sha, size, key) as src:
+        assert src.via == "spool" and src.location == str(spool / sha)
+    run_pending(app, "w")
+    assert indexed(app, mid).meta["keyframes"]["read_from"] == "spool"

@@ -90,3 +90,42 @@ def test_seek_far_into_a_multi_gigabyte_original(make_app, sample_video) -> None
         assert r.headers["content-range"] == f"bytes {size - 8}-{size - 1}/{size}"
         r = client.get(f"/media/{big}/stream", headers={"Range": "bytes=3000000000-3000000009"})
         assert r.status_code == 206 and r.content == b"\0" * 10
+
+
+def test_store_failures_are_error_pages_not_cut_streams(make_app, sample_video, tmp_path,  # noqa: ANN001
+                                                         monkeypatch) -> None:  # noqa: ANN001
+    from conftest import free_port
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "custody")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "custody-secret")
+
+    app = make_app()
+    sd = seed(app, sample_video)
+    from indexer.catalog.models import Media
+
+    with app.catalog.session() as s:
+        key = s.get(Media, sd.media_u2).storage_key
+    path = app.store.local_path(key)
+    path.chmod(0o600)
+    path.unlink()  # the catalog names an object the disk no longer has
+    with TestClient(create_app(app)) as client:
+        login(client, "rev")
+        r = client.get(f"/media/{sd.media_u2}/stream", headers={"Range": "bytes=0-9"})
+        assert r.status_code == 500 and "missing from the store" in r.text
+    # An S3 store that does not answer: 503 with the reason, never a 206 that stops after its headers.
+    dead = make_app(catalog_url=f"sqlite:///{tmp_path / 'dead.db'}", storage_url="s3://custody-dead",
+                    endpoint=f"http://127.0.0.1:{free_port()}")
+    with dead.catalog.session() as s:
+        m = Media(sha256="ef" * 32, size=100, kind="video", storage_key="media/sha256/ef/ef/" + "ef" * 32,
+                  original_path="x.mp4", original_name="x.mp4")
+        s.add(m)
+        s.flush()
+        dead_id = m.id
+    from custody.accounts import add_account
+
+    with dead.catalog.session() as s:
+        add_account(s, "rev9", "reviewer", password="correct horse 8", created_by="test")
+    with TestClient(create_app(dead)) as client:
+        login(client, "rev9")
+        r = client.get(f"/media/{dead_id}/stream", headers={"Range": "bytes=0-9"})
+        assert r.status_code == 503 and "unreachable" in r.text

@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
-from urllib.parse import quote
 
 from custody.app import App
-from custody.errors import CustodyError, NotFound, PermissionDenied
+from custody.errors import CustodyError, NotFound, PermissionDenied, StorageIntegrityError, StorageUnavailable
 from web.auth import LoginRequired, Refused, log_refusal
 from web.pages import render
 from web.routes import admin, audit, cases, media, mine, review, session
@@ -71,6 +71,14 @@ def _install_error_pages(api: FastAPI) -> None:
     @api.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:
         return _error(request, 404, "error.not_found", str(exc))
+
+    @api.exception_handler(StorageUnavailable)
+    async def store_down(request: Request, exc: StorageUnavailable) -> Response:
+        return _error(request, 503, "error.store_down", str(exc))
+
+    @api.exception_handler(StorageIntegrityError)
+    async def store_broken(request: Request, exc: StorageIntegrityError) -> Response:
+        return _error(request, 500, "error.store_broken", str(exc))
 
     @api.exception_handler(CustodyError)
     async def bad_request(request: Request, exc: CustodyError) -> Response:

@@ -90,30 +90,27 @@ class LoginResult:
 
 
 def attempt_login(app: App, username: str, password: str, addr: str) -> LoginResult:
-    """Check a password, count failures, lock after too many, open a session on success."""
+    """Check a password, count failures, lock after too many, open a session on success.
+
+    The argon2 check runs between two short transactions, so a login never holds the
+    catalog's write lock (SQLite) while it hashes.
+    """
+    with app.catalog.session() as s:
+        acc = s.execute(select(Account).where(Account.username == username)).scalar_one_or_none()
+        stored_hash = acc.password_hash if acc else None
+    password_ok = check_password(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
     cfg = app.settings.web
     now = utcnow()
     with app.catalog.session() as s:
         acc = s.execute(select(Account).where(Account.username == username)).scalar_one_or_none()
         if acc is None:
-            check_password(_DUMMY_HASH, password)
             return _refuse(s, username[:64] or "(empty)", addr, "failed", "no such account")
         if acc.disabled:
             return _refuse(s, acc.username, addr, "disabled", "account disabled")
         if acc.locked_until and acc.locked_until > now:
             return _refuse(s, acc.username, addr, "locked", "account locked", acc.locked_until)
-        if not check_password(acc.password_hash, password):
-            acc.failed_logins = (acc.failed_logins or 0) + 1
-            if acc.failed_logins >= cfg.lockout_failures:
-                acc.locked_until = now + timedelta(minutes=cfg.lockout_minutes)
-                acc.failed_logins = 0
-                custody_log.record(s, "admin_change", actor=acc.username, remote_addr=addr,
-                                   subject=f"account:{acc.username}", outcome="ok",
-                                   detail={"change": "account_locked", "until": acc.locked_until.isoformat(),
-                                           "after_failures": cfg.lockout_failures})
-                return _refuse(s, acc.username, addr, "locked", "wrong password; account now locked",
-                               acc.locked_until)
-            return _refuse(s, acc.username, addr, "failed", "wrong password")
+        if not password_ok or acc.password_hash != stored_hash:  # a reset in between voids the check
+            return _count_failure(s, acc, addr, now, cfg.lockout_failures, cfg.lockout_minutes)
         acc.failed_logins = 0
         acc.locked_until = None
         token = secrets.token_urlsafe(32)
@@ -123,6 +120,18 @@ def attempt_login(app: App, username: str, password: str, addr: str) -> LoginRes
         custody_log.record(s, "login", actor=acc.username, remote_addr=addr, subject=f"account:{acc.username}",
                            detail={"role": acc.role})
         return LoginResult(ok=True, token=token)
+
+
+def _count_failure(s: Session, acc: Account, addr: str, now: datetime, limit: int, minutes: float) -> LoginResult:
+    acc.failed_logins = (acc.failed_logins or 0) + 1
+    if acc.failed_logins < limit:
+        return _refuse(s, acc.username, addr, "failed", "wrong password")
+    acc.locked_until = now + timedelta(minutes=minutes)
+    acc.failed_logins = 0
+    custody_log.record(s, "admin_change", actor=acc.username, remote_addr=addr, subject=f"account:{acc.username}",
+                       detail={"change": "account_locked", "until": acc.locked_until.isoformat(),
+                               "after_failures": limit})
+    return _refuse(s, acc.username, addr, "locked", "wrong password; account now locked", acc.locked_until)
 
 
 def _refuse(s: Session, username: str, addr: str, reason: str, why: str,

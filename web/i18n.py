@@ -105,6 +105,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "error.forbidden": ("无权访问", "Not allowed"),
     "error.not_found": ("未找到", "Not found"),
     "error.bad_request": ("请求无效", "Bad request"),
+    "error.store_down": ("证据存储暂时无法访问", "The evidence store is not answering"),
+    "error.store_broken": ("证据存储与目录不一致", "The evidence store does not match the catalog"),
 }
 
 

@@ -146,6 +146,10 @@ def frames_of(s: Session, media_ids: list[int]) -> dict[int, list[Derivative]]:
                      .order_by(Derivative.media_id, Derivative.offset_seconds.nulls_first(), Derivative.id)).scalars()
     for d in rows:
         out[d.media_id].append(d)
+    # The strip shows keyframes; a thumbnail stands in only where there are none (photos, short clips).
+    for media_id, frames in out.items():
+        if any(d.kind == "keyframe" for d in frames):
+            out[media_id] = [d for d in frames if d.kind == "keyframe"]
     return out
 
 

@@ -6,14 +6,17 @@ costs one small request and the server never holds more than a chunk.
 """
 from __future__ import annotations
 
+import itertools
 import mimetypes
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
 from starlette.responses import Response, StreamingResponse
 
+from custody.errors import StorageIntegrityError
 from storage.base import ObjectStore
 
 CHUNK = 256 * 1024
@@ -69,6 +72,17 @@ def content_type(kind: str, name: str) -> str:
     return KIND_TYPES.get(kind, "application/octet-stream")
 
 
+def primed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Open the object before the status line goes out: a store that does not answer
+    becomes an error page (503), not a 206 that stops after its headers."""
+    it = iter(chunks)
+    try:
+        first = next(it, b"")
+    except FileNotFoundError as e:  # local store: the catalog names an object the disk lacks
+        raise StorageIntegrityError(f"the stored original is missing from the store ({e.filename})") from e
+    return itertools.chain([first], it)
+
+
 def ranged_response(store: ObjectStore, key: str, size: int, rng: ByteRange | None, media_type: str,
                     *, download_name: str | None = None) -> Response:
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-store"}
@@ -78,11 +92,11 @@ def ranged_response(store: ObjectStore, key: str, size: int, rng: ByteRange | No
         return Response(b"", media_type=media_type, headers=headers)
     if rng is None:
         headers["Content-Length"] = str(size)
-        return StreamingResponse(store.iter_bytes(key, 0, size - 1, chunk=CHUNK), media_type=media_type,
+        return StreamingResponse(primed(store.iter_bytes(key, 0, size - 1, chunk=CHUNK)), media_type=media_type,
                                  headers=headers)
     headers["Content-Range"] = f"bytes {rng.start}-{rng.end}/{size}"
     headers["Content-Length"] = str(rng.length)
-    return StreamingResponse(store.iter_bytes(key, rng.start, rng.end, chunk=CHUNK), status_code=206,
+    return StreamingResponse(primed(store.iter_bytes(key, rng.start, rng.end, chunk=CHUNK)), status_code=206,
                              media_type=media_type, headers=headers)
 
 

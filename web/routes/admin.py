@@ -119,10 +119,12 @@ def retention(request: Request, viewer: Viewer = Depends(allow("retention", "hol
 def add_hold(request: Request, target_kind: str = Form(""), target_ref: str = Form(""), reason: str = Form(""),
              viewer: Viewer = Depends(allow("hold"))) -> Response:
     from retention.holds import add_hold as retention_add_hold
+    from retention.holds import mirror_hold
 
     app: App = request.app.state.custody
     with app.catalog.session() as s:
         hold = retention_add_hold(s, viewer.actor, target_kind, target_ref, reason)
+        mirror_hold(app, s, hold, viewer.actor)  # the store's legal-hold flag follows at once
         trail.record(s, viewer, "admin_change", subject=f"hold:{hold.id}",
                      detail={"change": "hold_added", "target": f"{hold.target_kind}:{hold.target_ref}"})
     return RedirectResponse("/admin/retention", status_code=303)
@@ -131,11 +133,13 @@ def add_hold(request: Request, target_kind: str = Form(""), target_ref: str = Fo
 @router.post("/holds/{hold_id}/release")
 def release_hold(request: Request, hold_id: int, reason: str = Form(""),
                  viewer: Viewer = Depends(allow("hold"))) -> Response:
+    from retention.holds import mirror_hold
     from retention.holds import release_hold as retention_release_hold
 
     app: App = request.app.state.custody
     with app.catalog.session() as s:
         hold = retention_release_hold(s, viewer.actor, hold_id, reason)
+        mirror_hold(app, s, hold, viewer.actor)  # the store's legal-hold flag follows at once
         trail.record(s, viewer, "admin_change", subject=f"hold:{hold.id}",
                      detail={"change": "hold_released", "target": f"{hold.target_kind}:{hold.target_ref}"})
     return RedirectResponse("/admin/retention", status_code=303)
