@@ -101,7 +101,6 @@ class RetentionSettings(_Section):
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
-    secret_key: str | None = None  # default: generated and kept in var/
     session_hours: float = 8.0
     lockout_failures: int = 5
     lockout_minutes: float = 15.0

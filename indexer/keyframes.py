@@ -3,8 +3,9 @@
 Decoding every frame of 10 minutes of 1080p takes about a minute of CPU here, and even
 every keyframe (`-skip_frame nokey`) takes 11-18 s.  Instead:
 
-1. Read the packet index of the video stream (time, key flag, size per packet):
-   demuxing only, no decoding (PyAV, in process: no per-frame tool start-up).
+1. Read the packet index of the video stream (time, key flag, size per packet): from
+   an MP4's sample tables when it is one (no need to read the media data at all), else
+   by demuxing (every packet read, none decoded).
 2. Plan: one keyframe per `interval` seconds (the nearest key packet, which decodes
    alone), plus likely scene changes found in the packet sizes -
    * key packets off the encoder's regular cadence (scene-cut IDR frames),
@@ -30,6 +31,8 @@ import av
 import cv2
 import numpy as np
 
+from indexer import mp4index
+
 # Detection constants: ratios of bits per frame; generous so that camera motion is not a "scene".
 STEP_WINDOW = 5  # predicted frames on each side of a candidate change
 SIZE_FLOOR = 400  # bytes; keeps near-empty frames (static scenes) from making noise ratios
@@ -41,6 +44,8 @@ MIN_GAP_SECONDS = 1.0
 DARK_MEAN, DARK_STD = 24.0, 12.0  # mean/std of grey levels of a covered lens or a black frame
 DUP_HIST_CORR, DUP_PIXEL_DIFF = 0.95, 12.0
 BLURRY_FRACTION = 0.35  # sharpness below this share of the clip's median: try a neighbour
+STATIC_FRACTION = 0.01  # predicted frames under 1 % of a keyframe's size: nothing in view moved
+STATIC_FLOOR = 64  # bytes: an all-skip predicted frame costs a few dozen bytes whatever its size
 NETWORK_TIMEOUT_SECONDS = 30.0  # presigned-URL reads: a stalled store must not hang a worker
 
 
@@ -92,7 +97,25 @@ def _open(source: str) -> av.container.InputContainer:
 
 
 def read_packets(source: str) -> list[Packet]:
-    """The video stream's packets in presentation order, without decoding anything."""
+    """The video stream's packets in presentation order, without decoding anything.
+
+    An MP4/MOV is read from its sample tables (a few hundred kilobytes, also over a
+    presigned URL with range requests); anything else is demuxed (every packet read,
+    none decoded)."""
+    idx = mp4index.read_index(source)
+    if idx is not None:
+        return _from_index(idx)
+    return demux_packets(source)
+
+
+def _from_index(idx: mp4index.TrackIndex) -> list[Packet]:
+    order = np.argsort(idx.pts_seconds, kind="stable")
+    t0 = float(idx.pts_seconds[order[0]])
+    return [Packet(round(float(idx.pts_seconds[i]) - t0, 6), bool(idx.keys[i]), int(idx.sizes[i])) for i in order]
+
+
+def demux_packets(source: str) -> list[Packet]:
+    """The packet index by demuxing: works for every container ffmpeg reads."""
     with _open(source) as c:
         if not c.streams.video:
             raise KeyframeError("the file has no video stream")
@@ -196,7 +219,28 @@ def plan(packets: list[Packet], duration: float | None, interval: float, cap: in
     changes = sorted(predicted + keyframe_changes(keys, [t for t, _ in predicted]))
     _add_scenes(picks, _scene_picks(changes, key_times, step), cap)
     _drop_redundant_intervals(picks, step)
+    _drop_static_intervals(picks, packets, keys)
     return sorted(picks.values(), key=lambda p: p.t)
+
+
+def _drop_static_intervals(picks: dict[float, Pick], packets: list[Packet], keys: list[Packet]) -> None:
+    """Nothing moved since the previous pick (predicted frames carry almost no bits, as with a
+    camera lying on a desk): the picture is the same, so it is not decoded at all."""
+    if len(keys) < 2:
+        return
+    t = np.array([p.t for p in packets])
+    p_bytes = np.array([0 if p.key else p.size for p in packets], dtype=np.float64)
+    p_count = np.array([0 if p.key else 1 for p in packets], dtype=np.float64)
+    cum_b, cum_n = np.concatenate([[0], np.cumsum(p_bytes)]), np.concatenate([[0], np.cumsum(p_count)])
+    key_size = float(np.median([k.size for k in keys]))
+    ordered = sorted(picks)
+    for prev, cur in zip(ordered, ordered[1:]):
+        if picks[cur].reason != "interval":
+            continue
+        a, b = int(np.searchsorted(t, prev, "right")), int(np.searchsorted(t, cur, "left"))
+        n = cum_n[b] - cum_n[a]
+        if n > 0 and (cum_b[b] - cum_b[a]) / n < max(STATIC_FRACTION * key_size, STATIC_FLOOR):
+            del picks[cur]
 
 
 def _scene_picks(changes: list[tuple[float, float]], key_times: list[float], step: float) -> list[Pick]:
@@ -360,7 +404,8 @@ def _prefer_sharp(dec: Decoder, frames: list[Frame], key_times: list[float],
     median = float(np.median([f.sharpness for f in frames]))
     out = []
     for f in frames:
-        if f.reason == "interval" and f.sharpness < BLURRY_FRACTION * median:
+        # A featureless view (a wall, bars) is not blurred: only a textured frame gone soft is.
+        if f.reason == "interval" and f.std >= 2 * DARK_STD and f.sharpness < BLURRY_FRACTION * median:
             i = bisect.bisect_right(key_times, f.t + 1e-6)
             if i < len(key_times):
                 img = dec.frame_at(key_times[i])

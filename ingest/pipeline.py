@@ -28,6 +28,7 @@ from ingest import volume as vol
 from ingest.offload import FileChanged, ReadFailed, copy_and_hash, free_bytes
 from ingest.profiles import Identity, IdentityError, Profile, read_identity, recognise
 from ingest.session import open_session, record_unrecognised
+from ingest.sidecar import find_sidecar, read_sidecar
 from ingest.upload import spool_dir, store_item, upload_pending
 from ingest.wipe import wipe_session
 
@@ -164,9 +165,12 @@ def _run(app: App, volume: Path, entries: list[vol.Entry], profile: Profile, ide
     interrupted: str | None = None
     try:
         _check_spool_space(app, 0)
+        by_rel = {e.rel: e for e in entries}
         for e in media:
             _check_spool_space(app, e.size)
-            _offload_one(app, volume, sid, ident.serial, e, actor, res, trust_known=not wipe)
+            side = find_sidecar(profile, e, by_rel)
+            _offload_one(app, volume, sid, ident.serial, e, actor, res, trust_known=not wipe,
+                         sidecar=read_sidecar(side) if side else None)
             progress("file", {"path": e.rel, "bytes": e.size})
             _bump(app, sid, e.size)
     except DeviceGone as e:
@@ -226,14 +230,15 @@ def _known(app: App, serial: str, e: vol.Entry) -> OffloadItem | None:
 
 
 def _offload_one(app: App, volume: Path, sid: int, serial: str, e: vol.Entry, actor: str, res: IngestResult,
-                 trust_known: bool) -> None:
+                 trust_known: bool, sidecar: dict | None = None) -> None:
     st = app.settings.station
     known = _known(app, serial, e) if trust_known else None
     if known is not None:
         _carry_known(app, sid, e, known, actor)
         return
     with app.catalog.session() as s:
-        item = OffloadItem(session_id=sid, device_path=e.rel, size=e.size, mtime_ns=e.mtime_ns, inode=e.inode)
+        item = OffloadItem(session_id=sid, device_path=e.rel, size=e.size, mtime_ns=e.mtime_ns, inode=e.inode,
+                           sidecar=sidecar)
         s.add(item)
         s.flush()
         item_id = item.id

@@ -61,6 +61,9 @@ class IdentitySpec(_M):
 class MediaSpec(_M):
     globs: list[str]
     exclude: list[str] = Field(default_factory=list)
+    # Files beside a recording with the same stem and one of these extensions are read as its
+    # sidecar (case numbers, notes); they are not media themselves.
+    sidecar_extensions: list[str] = Field(default_factory=lambda: ["txt", "json", "xml"])
     kinds: dict[str, str] = Field(default_factory=dict)  # extension -> video|audio|photo|other
 
 

@@ -174,6 +174,7 @@ def _record_stored(app: App, item_id: int, checksum: str, kind: str, chk: quickc
                 first_session_id=ds.id, original_path=item.device_path,
                 original_name=item.device_path.rsplit("/", 1)[-1],
                 original_mtime=datetime.fromtimestamp(item.mtime_ns / 1e9, tz=timezone.utc) if item.mtime_ns else None,
+                meta={"sidecar": item.sidecar["content"], "sidecar_file": item.sidecar["file"]} if item.sidecar else {},
                 flags=flags + marks, flag_reasons=reasons, docked_at=ds.started_at, stored_at=now, verified_at=now,
                 **times)
             s.add(media)

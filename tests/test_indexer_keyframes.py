@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from indexer_support import add_media, add_user, ffmpeg, run_cli
 
-from indexer import keyframes
+from indexer import keyframes, mp4index
 from indexer.catalog.models import Derivative, Media
 from indexer.keyframes import Packet, plan
 from indexer.worker import index_media
-from ingest.simulate import make_photo
+from ingest.simulate import make_photo, make_video
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_ok")
 
@@ -104,6 +104,13 @@ def test_plan_takes_encoder_scene_cut_keyframes() -> None:
     assert 17.32 in scene
 
 
+def test_plan_skips_interval_frames_where_nothing_moved() -> None:
+    still = plan(packets(60, p_size=lambda t: 30), 60, interval=10, cap=40)  # a camera on a desk
+    assert [p.t for p in still] == [0.0]
+    moved = plan(packets(60, p_size=lambda t: 30 if t < 35 else 3000), 60, interval=10, cap=40)
+    assert [p.t for p in moved if p.reason != "scene_change"] == [0.0, 40.0, 50.0]
+
+
 def test_plan_ignores_steady_motion_noise() -> None:
     rng = np.random.default_rng(7)
     noise = {round(i / 25, 6): int(4000 * rng.uniform(0.8, 1.25)) for i in range(1500)}
@@ -164,7 +171,7 @@ def test_a_wholly_black_clip_has_no_keyframes_but_is_indexed(make_app, tmp_path:
         assert m.index_state == "done" and m.meta["keyframes"]["dropped_dark"] >= 1
 
 
-def test_a_static_view_keeps_one_frame(make_app, tmp_path: Path) -> None:
+def test_a_static_view_is_not_even_decoded_twice(make_app, tmp_path: Path) -> None:
     app = make_app(extra="[indexer]\nkeyframe_interval_seconds = 4\n")
     clip = scene_clip(tmp_path / "static.mp4", [(0.0, 16.0, "smptebars")], gop=25)
     mid = add_media(app, clip, "video")
@@ -172,7 +179,24 @@ def test_a_static_view_keeps_one_frame(make_app, tmp_path: Path) -> None:
     keys = [d for d in current_derivatives(app, mid) if d.kind == "keyframe"]
     assert len(keys) == 1
     with app.catalog.session() as s:
-        assert s.get(Media, mid).meta["keyframes"]["dropped_duplicate"] >= 3
+        assert s.get(Media, mid).meta["keyframes"]["decoded"] == 1  # nothing moved: no more decodes
+
+
+def test_a_noisy_but_unchanging_view_keeps_one_frame(make_app, tmp_path: Path) -> None:
+    """Sensor noise keeps predicted frames large, so the frames are decoded; the scorer
+    then finds them near-duplicates and keeps one."""
+    app = make_app(extra="[indexer]\nkeyframe_interval_seconds = 4\n")
+    clip = tmp_path / "noisy.mp4"
+    ffmpeg("-f", "lavfi", "-i", "smptebars=size=320x240:rate=25:duration=16,noise=alls=14:allf=t", "-c:v", "libx264",
+           "-preset", "ultrafast", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+           str(clip))
+    mid = add_media(app, clip, "video")
+    index_media(app, mid)
+    keys = [d for d in current_derivatives(app, mid) if d.kind == "keyframe"]
+    assert len(keys) == 1
+    with app.catalog.session() as s:
+        stats = s.get(Media, mid).meta["keyframes"]
+    assert stats["decoded"] >= 4 and stats["dropped_duplicate"] >= 3
 
 
 def test_keyframes_on_s3_read_through_a_presigned_url(make_app, tmp_path: Path, s3_url: str, seaweed) -> None:  # noqa: ANN001
@@ -184,6 +208,10 @@ def test_keyframes_on_s3_read_through_a_presigned_url(make_app, tmp_path: Path, 
         m = s.get(Media, mid)
         assert m.meta["keyframes"]["read_from"] == "presigned"
         assert m.probe["format"]["format_name"].startswith("mov,mp4")
+        url = app.store.presigned_url(m.storage_key, 60)
+    # The index comes from the moov box over a few range requests, and equals a full local demux.
+    assert mp4index.read_index(url) is not None
+    assert keyframes.read_packets(url) == keyframes.demux_packets(str(clip))
     derivs = current_derivatives(app, mid)
     assert {d.kind for d in derivs} == {"keyframe", "thumbnail", "contact_sheet"}
     for d in derivs:
@@ -205,6 +233,31 @@ def test_keyframes_on_s3_read_through_a_presigned_url(make_app, tmp_path: Path, 
         assert p.meta["technical"]["datetime_original"] == "2026:05:01 10:00:00"
     [th] = current_derivatives(app, pid)
     assert th.kind == "thumbnail" and app.store.head(th.storage_key) is not None
+
+
+@pytest.mark.parametrize("fmt,movflags,from_tables", [
+    ("mp4", [], True), ("mov", [], True), ("mp4", ["-movflags", "+faststart"], True),
+    ("mp4", ["-movflags", "frag_keyframe+empty_moov"], False), ("mpegts", [], False), ("avi", [], False)])
+def test_sample_tables_give_the_demuxers_index(tmp_path: Path, fmt: str, movflags: list[str],
+                                               from_tables: bool) -> None:
+    clip = tmp_path / f"clip.{fmt}"
+    # B-frames (composition offsets) and a scene-cut keyframe off the GOP cadence.
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=3", "-f", "lavfi",
+           "-i", "smptebars=size=320x240:rate=25:duration=2", "-filter_complex", "[0][1]concat=n=2:v=1:a=0",
+           "-c:v", "libx264", "-preset", "medium", "-bf", "3", "-g", "50", *movflags, "-f", fmt, str(clip))
+    assert (mp4index.read_index(str(clip)) is not None) == from_tables
+    fast, slow = keyframes.read_packets(str(clip)), keyframes.demux_packets(str(clip))
+    assert len(slow) == 125 and fast == slow
+    assert sum(p.key for p in fast) >= 3
+
+
+def test_a_damaged_moov_falls_back_to_demuxing(tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "c.mp4", 1.0, audio=False)
+    data = bytearray(clip.read_bytes())
+    i = data.find(b"stsz")
+    data[i + 12:i + 16] = b"\xff\xff\xff\xff"  # an absurd sample count
+    clip.write_bytes(bytes(data))
+    assert mp4index.read_index(str(clip)) is None
 
 
 def test_select_reports_a_file_without_video(tmp_path: Path) -> None:

@@ -257,3 +257,16 @@ def test_tampered_object_detected(make_app, sqlite_url: str, tmp_path: Path, ffm
     p.write_bytes(bytes(raw))
     rep = verify_all(app, actor="t")
     assert not rep.ok and rep.problems[0].media_id == m.id and "hashes to" in rep.problems[0].message
+
+
+def test_sidecar_is_kept_with_its_recording(make_app, sqlite_url: str, tmp_path: Path, ffmpeg_ok: None) -> None:
+    app = make_app(catalog_url=sqlite_url)
+    v = gat(tmp_path)
+    clip = next(v.rglob("*.MP4"))
+    clip.with_suffix(".TXT").write_text("案件编号 AJ-2026-00017\n", encoding="utf-8")
+    res = ingest_volume(app, v)
+    assert clip.with_suffix(".TXT").name not in by_name(res.to_json())  # a sidecar is not media
+    with app.catalog.session() as s:
+        m = s.execute(select(Media).where(Media.original_name == clip.name)).scalar_one()
+        assert m.meta["sidecar"] == "案件编号 AJ-2026-00017\n"
+        assert m.meta["sidecar_file"].endswith(".TXT")

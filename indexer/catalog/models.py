@@ -162,6 +162,8 @@ class OffloadItem(Base):
     status: Mapped[str | None] = mapped_column(String(16))  # stored|duplicate|flagged|refused|skipped
     reason: Mapped[str | None] = mapped_column(Text)
     spool_name: Mapped[str | None] = mapped_column(String(128))
+    # A sidecar (same stem, .txt/.json/.xml) read at offload: {"file": ..., "content": str|dict}
+    sidecar: Mapped[dict[str, Any] | None] = mapped_column()
     media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id"), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
