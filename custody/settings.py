@@ -132,14 +132,17 @@ class Settings(_Section):
     def profiles_dir(self) -> Path:
         p = self.station.profiles_dir
         if p is None:
-            return self.config_dir / "devices"
+            # beside the config file when it brings its own, else the shipped profiles
+            own = self.config_dir / "devices"
+            return own if own.is_dir() else SHIPPED_CONFIG_DIR / "devices"
         return p if p.is_absolute() else self.config_dir / p
 
     @property
     def retention_rules_file(self) -> Path:
         p = self.retention.rules_file
         if p is None:
-            return self.config_dir / "retention.toml"
+            own = self.config_dir / "retention.toml"
+            return own if own.is_file() else SHIPPED_CONFIG_DIR / "retention.toml"
         return p if p.is_absolute() else self.config_dir / p
 
     @property

@@ -47,3 +47,13 @@ def test_config_file_and_env_var_and_errors(monkeypatch: pytest.MonkeyPatch, tmp
         load_settings(cfg)
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_own_config_file_falls_back_to_shipped_profiles_and_rules(tmp_path: Path) -> None:
+    cfg = tmp_path / "elsewhere.toml"
+    cfg.write_text("[station]\n")
+    s = load_settings(cfg)
+    assert (s.profiles_dir / "gat947.toml").is_file()
+    assert s.retention_rules_file.is_file()
+    (tmp_path / "devices").mkdir()
+    assert load_settings(cfg).profiles_dir == tmp_path / "devices"
