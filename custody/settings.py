@@ -38,8 +38,9 @@ class StationSettings(_Section):
     min_free_spool_bytes: int = 512 * 1024 * 1024
     file_stable_seconds: float = 1.0
     file_busy_retries: int = 3
-    copy_chunk_bytes: int = 4 * 1024 * 1024
+    copy_chunk_bytes: int = 256 * 1024  # buffer size when the kernel cannot copy (stays in CPU cache)
     upload_retry_seconds: float = 5.0
+    upload_workers: int = 2  # files stored while the next ones are still being copied
     profiles_dir: Path | None = None  # default: config/devices beside the config file
 
 

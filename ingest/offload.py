@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import os
 import stat
+import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from custody.errors import DeviceGone, RefusedEntry, SpoolFull
 from ingest.volume import Entry
 from storage.local import fsync_dir
 
-RING = 4  # buffers in flight: reading one while others are hashed and written
+RING = 8  # buffers in flight: reading one while others are hashed and written
 
 
 class FileChanged(Exception):
@@ -84,9 +85,11 @@ def copy_and_hash(entry: Entry, volume: Path, spool: Path, chunk: int = 4 * 1024
     tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
     out = -1
     try:
-        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        out = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         h = hashlib.sha256()
-        total = _pump(src, out, h, chunk, volume, entry, progress)
+        total = _pump_kernel(src, out, h, volume, entry, progress)
+        if total is None:  # no in-kernel copy between these file systems: copy through a buffer ring
+            total = _pump(src, out, h, chunk, volume, entry, progress)
         os.fsync(out)
         os.close(out)
         out = -1
@@ -109,6 +112,79 @@ def copy_and_hash(entry: Entry, volume: Path, spool: Path, chunk: int = 4 * 1024
             os.close(out)
         if tmp.exists():
             tmp.unlink()
+
+
+KERNEL_CHUNK = 8 * 1024 * 1024
+HASH_CHUNK = 256 * 1024  # small enough to stay in the CPU cache while it is hashed
+_NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTSUP)
+
+
+def _pump_kernel(src: int, out: int, h: "hashlib._Hash", volume: Path, entry: Entry,
+                 progress: Callable[[int], None] | None) -> int | None:
+    """Copy with copy_file_range (the device is read once, into the kernel, and written
+    without a trip through Python), while a second thread hashes what landed in the spool
+    file so far.  The hash covers exactly the bytes that will be uploaded.  Returns None
+    when the kernel cannot copy between these file systems (e.g. vfat -> ext4 on older
+    kernels); nothing has been written then."""
+    copied = 0
+    cond = threading.Condition()
+    state = {"done": 0, "finished": False, "error": None}
+
+    def hasher() -> None:
+        buf = bytearray(HASH_CHUNK)
+        view = memoryview(buf)
+        pos = 0
+        try:
+            while True:
+                with cond:
+                    while state["done"] <= pos and not state["finished"]:
+                        cond.wait()
+                    avail, finished = state["done"], state["finished"]
+                if pos >= avail and finished:
+                    return
+                while pos < avail:
+                    n = os.preadv(out, [view[:min(HASH_CHUNK, avail - pos)]], pos)
+                    if n <= 0:
+                        raise OSError(errno.EIO, "spool copy shorter than written")
+                    h.update(view[:n])
+                    pos += n
+        except BaseException as e:  # noqa: BLE001 - handed to the copying thread
+            state["error"] = e
+
+    t = threading.Thread(target=hasher, name="sha256-spool", daemon=True)
+    started = False
+    try:
+        while True:
+            try:
+                n = os.copy_file_range(src, out, KERNEL_CHUNK)
+            except OSError as e:
+                if copied == 0 and e.errno in _NO_KERNEL_COPY:
+                    return None
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                if not _present(volume, entry):
+                    raise DeviceGone("device volume disappeared during copy") from e
+                raise ReadFailed(f"device read error: {e.strerror or e}") from e
+            if not started:
+                t.start()
+                started = True
+            if n == 0:
+                break
+            copied += n
+            with cond:
+                state["done"] = copied
+                cond.notify()
+            if progress:
+                progress(n)
+    finally:
+        with cond:
+            state["finished"] = True
+            cond.notify()
+        if started:
+            t.join()
+    if state["error"] is not None:
+        raise state["error"]  # type: ignore[misc]
+    return copied
 
 
 def _pump(src: int, out: int, h: "hashlib._Hash", chunk: int, volume: Path, entry: Entry,

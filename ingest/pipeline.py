@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from custody.app import App
-from custody.errors import DeviceGone, RefusedEntry, SpoolFull
+from custody.errors import DeviceGone, RefusedEntry, SpoolFull, StorageIntegrityError, StorageUnavailable
 from indexer.catalog import custody_log
 from indexer.catalog.models import DockSession, Media, OffloadItem, Sighting, utcnow
 from ingest import volume as vol
@@ -163,23 +164,29 @@ def _run(app: App, volume: Path, entries: list[vol.Entry], profile: Profile, ide
     progress("start", {"files": len(media), "bytes": sum(e.size for e in media), "session": sid})
     _set_totals(app, sid, len(media), sum(e.size for e in media))
     interrupted: str | None = None
-    try:
-        _check_spool_space(app, 0)
-        by_rel = {e.rel: e for e in entries}
-        for e in media:
-            _check_spool_space(app, e.size)
-            side = find_sidecar(profile, e, by_rel)
-            _offload_one(app, volume, sid, ident.serial, e, actor, res, trust_known=not wipe,
-                         sidecar=read_sidecar(side) if side else None)
-            progress("file", {"path": e.rel, "bytes": e.size})
-            _bump(app, sid, e.size)
-    except DeviceGone as e:
-        interrupted = f"device removed during offload: {e}"
-    except SpoolFull as e:
-        interrupted = f"spool full, offload refused: {e}"
+    # Each file is uploaded as soon as it is durable in the spool, while the next one is copied.
+    with ThreadPoolExecutor(max_workers=max(1, st.upload_workers), thread_name_prefix="upload") as uploads:
+        early: list[Future[str | None]] = []
+        try:
+            _check_spool_space(app, 0)
+            by_rel = {e.rel: e for e in entries}
+            for e in media:
+                _check_spool_space(app, e.size)
+                side = find_sidecar(profile, e, by_rel)
+                item_id = _offload_one(app, volume, sid, ident.serial, e, actor, res, trust_known=not wipe,
+                                       sidecar=read_sidecar(side) if side else None)
+                if item_id is not None and not any(f.done() and f.result() for f in early):
+                    early.append(uploads.submit(_upload_early, app, item_id, profile, actor))
+                progress("file", {"path": e.rel, "bytes": e.size})
+                _bump(app, sid, e.size)
+        except DeviceGone as e:
+            interrupted = f"device removed during offload: {e}"
+        except SpoolFull as e:
+            interrupted = f"spool full, offload refused: {e}"
+        t_safe = time.monotonic()
     if interrupted:
         return _finish_interrupted(app, sid, volume, media, res, interrupted, actor)
-    res.safe_to_remove_after_s = round(time.monotonic() - t0, 3)
+    res.safe_to_remove_after_s = round(t_safe - t0, 3)
     with app.catalog.session() as s:
         d = s.get(DockSession, sid)
         d.offloaded_at, d.state = utcnow(), "offloaded"
@@ -191,6 +198,18 @@ def _run(app: App, volume: Path, entries: list[vol.Entry], profile: Profile, ide
     if wipe and not outage:
         res.wiped = wipe_session(app, sid, volume, {e.rel: e for e in media}, actor)
     return _finish(app, sid, res, actor, outage)
+
+
+def _upload_early(app: App, item_id: int, profile: Profile, actor: str) -> str | None:
+    """Store one freshly copied file; an outage is returned (the spool keeps the copy)."""
+    try:
+        store_item(app, item_id, profile, actor)
+        return None
+    except StorageUnavailable as e:
+        return str(e)
+    except StorageIntegrityError as e:
+        log.error("integrity error storing item %s: %s", item_id, e)
+        return None
 
 
 def _record_refused(app: App, sid: int, refused: list[vol.Entry], actor: str, res: IngestResult) -> None:
@@ -230,12 +249,13 @@ def _known(app: App, serial: str, e: vol.Entry) -> OffloadItem | None:
 
 
 def _offload_one(app: App, volume: Path, sid: int, serial: str, e: vol.Entry, actor: str, res: IngestResult,
-                 trust_known: bool, sidecar: dict | None = None) -> None:
+                 trust_known: bool, sidecar: dict | None = None) -> int | None:
+    """Copy one file to the spool.  Returns the item id when a copy now waits to be stored."""
     st = app.settings.station
     known = _known(app, serial, e) if trust_known else None
     if known is not None:
         _carry_known(app, sid, e, known, actor)
-        return
+        return None
     with app.catalog.session() as s:
         item = OffloadItem(session_id=sid, device_path=e.rel, size=e.size, mtime_ns=e.mtime_ns, inode=e.inode,
                            sidecar=sidecar)
@@ -252,8 +272,13 @@ def _offload_one(app: App, volume: Path, sid: int, serial: str, e: vol.Entry, ac
             if entry is None:
                 reason = "file vanished before it could be copied"
                 break
-            if time.time() - entry.mtime_ns / 1e9 < st.file_stable_seconds and attempt < st.file_busy_retries:
+            young = time.time() - entry.mtime_ns / 1e9 < st.file_stable_seconds
+            if young and attempt < st.file_busy_retries:
                 continue
+            if young:
+                reason = (f"still being written (modified within the last {st.file_stable_seconds:g}s after "
+                          f"{st.file_busy_retries} waits); left on the device unwiped")
+                break
         try:
             cr = copy_and_hash(entry, volume, spool_dir(app), st.copy_chunk_bytes)
         except FileChanged as ex:
@@ -268,7 +293,7 @@ def _offload_one(app: App, volume: Path, sid: int, serial: str, e: vol.Entry, ac
         except RefusedEntry as ex:
             _close_item(app, item_id, "refused", str(ex), actor)
             res.files.append(FileResult(e.rel, None, None, "refused", str(ex)))
-            return
+            return None
         except ReadFailed as ex:
             reason = f"{ex}; left on the device unwiped"
             break
@@ -277,8 +302,9 @@ def _offload_one(app: App, volume: Path, sid: int, serial: str, e: vol.Entry, ac
             it.phase, it.sha256, it.size, it.mtime_ns, it.spool_name = "copied", cr.sha256, cr.size, cr.mtime_ns, cr.spool_name
             custody_log.record(s, "copied", actor=actor, session_id=sid, subject=f"sha256:{cr.sha256}",
                                detail={"device_path": e.rel, "size": cr.size})
-        return
+        return item_id
     _close_item(app, item_id, "skipped", reason or "file kept changing; left on the device unwiped", actor)
+    return None
 
 
 def _restat(e: vol.Entry) -> vol.Entry | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zlib
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -49,10 +50,10 @@ def make_video(path: Path, seconds: float = 2.0, *, size: str = "320x240", rate:
     return path
 
 
-def make_audio(path: Path, seconds: float = 2.0, fmt: str = "wav") -> Path:
+def make_audio(path: Path, seconds: float = 2.0, fmt: str = "wav", freq: int = 660) -> Path:
     """WAV (PCM), raw ADTS AAC, or M4A."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=frequency=660:sample_rate=16000:duration={seconds}"]
+    args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=frequency={freq}:sample_rate=16000:duration={seconds}"]
     if fmt == "wav":
         args += ["-c:a", "pcm_s16le", "-f", "wav"]
     elif fmt == "adts":
@@ -109,6 +110,11 @@ class SimDevice:
     write_clock: bool = True
 
 
+def _tone(serial: str, i: int) -> int:
+    """A tone per device and clip, so two simulated devices never record identical bytes."""
+    return 300 + (zlib.crc32(f"{serial}/{i}".encode()) % 900)
+
+
 def build_volume(root: Path, dev: SimDevice) -> Path:
     """Write a device volume at `root` (created) and return it."""
     root.mkdir(parents=True, exist_ok=True)
@@ -139,7 +145,8 @@ def _gat947(root: Path, d: SimDevice, t: datetime, now: datetime) -> None:
     for i in range(d.clips):
         ct = t + timedelta(seconds=i * (d.seconds + 60))
         day = root / "DCIM" / ct.strftime("%Y%m%d")
-        make_video(day / f"{d.serial}_{d.officer}_{ct:%Y%m%d%H%M%S}_{seq:04d}.MP4", d.seconds, creation_time=ct)
+        make_video(day / f"{d.serial}_{d.officer}_{ct:%Y%m%d%H%M%S}_{seq:04d}.MP4", d.seconds, creation_time=ct,
+                   extra=["-metadata", f"comment={d.serial}"])
         seq += 1
     for i in range(d.photos):
         ct = t + timedelta(seconds=30 + i * 10)
@@ -148,7 +155,7 @@ def _gat947(root: Path, d: SimDevice, t: datetime, now: datetime) -> None:
         seq += 1
     for i in range(d.audio):
         ct = t + timedelta(seconds=45 + i * 10)
-        make_audio(root / "DCIM" / ct.strftime("%Y%m%d") / f"{d.serial}_{d.officer}_{ct:%Y%m%d%H%M%S}_{seq:04d}.WAV", 1.0)
+        make_audio(root / "DCIM" / ct.strftime("%Y%m%d") / f"{d.serial}_{d.officer}_{ct:%Y%m%d%H%M%S}_{seq:04d}.WAV", 1.0, freq=_tone(d.serial, i))
         seq += 1
 
 
@@ -163,7 +170,8 @@ def _dcim(root: Path, d: SimDevice, t: datetime, now: datetime) -> None:
     seq = 1
     for i in range(d.clips):
         ct = t + timedelta(seconds=i * (d.seconds + 60))
-        make_video(media / f"{ct:%Y%m%d_%H%M%S}_{seq:04d}.MP4", d.seconds, creation_time=ct)
+        make_video(media / f"{ct:%Y%m%d_%H%M%S}_{seq:04d}.MP4", d.seconds, creation_time=ct,
+                   extra=["-metadata", f"comment={d.serial}"])
         seq += 1
     for i in range(d.photos):
         ct = t + timedelta(seconds=30 + i * 10)
@@ -171,7 +179,7 @@ def _dcim(root: Path, d: SimDevice, t: datetime, now: datetime) -> None:
         seq += 1
     for i in range(d.audio):
         ct = t + timedelta(seconds=45 + i * 10)
-        make_audio(media / f"{ct:%Y%m%d_%H%M%S}_{seq:04d}.AAC", 1.0, fmt="adts")
+        make_audio(media / f"{ct:%Y%m%d_%H%M%S}_{seq:04d}.AAC", 1.0, fmt="adts", freq=_tone(d.serial, i))
         seq += 1
 
 
@@ -188,11 +196,11 @@ def _android(root: Path, d: SimDevice, t: datetime, now: datetime) -> None:
     for i in range(d.clips):
         ct = t + timedelta(seconds=i * (d.seconds + 60))
         make_video(cam / f"VID_{ct:%Y%m%d_%H%M%S}.mp4", d.seconds, creation_time=ct,
-                   location="+30.2500+120.1667+010.000/")
+                   location="+30.2500+120.1667+010.000/", extra=["-metadata", f"comment={d.serial}"])
     for i in range(d.photos):
         ct = t + timedelta(seconds=30 + i * 10)
         make_photo(cam / f"IMG_{ct:%Y%m%d_%H%M%S}.jpg", ct.replace(tzinfo=None), make="SimPhone", model="MDT-8",
                    gps_utc=ct - timedelta(seconds=d.clock_offset_s))
     for i in range(d.audio):
         ct = t + timedelta(seconds=45 + i * 10)
-        make_audio(root / "Recordings" / f"REC_{ct:%Y%m%d_%H%M%S}.m4a", 1.0, fmt="m4a")
+        make_audio(root / "Recordings" / f"REC_{ct:%Y%m%d_%H%M%S}.m4a", 1.0, fmt="m4a", freq=_tone(d.serial, i))

@@ -3,6 +3,7 @@ every bad input gets a status and a reason; SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
@@ -34,7 +35,7 @@ def test_three_devices_stored_catalogued_and_verified(make_app, catalog_url: str
         j = res.to_json()
         assert res.state == "complete", j
         assert j["device"]["serial"] == serial and j["session"] == res.session
-        assert j["counts"]["stored"] == 3 and sum(j["counts"].values()) == 3
+        assert j["counts"]["stored"] == 3 and sum(j["counts"].values()) == 3, json.dumps(j)
         for f in j["files"]:
             assert len(f["sha256"]) == 64 and f["status"] == "stored" and f["size"] > 0
             assert f["sha256"] == hashlib.sha256((v / f["path"]).read_bytes()).hexdigest()
