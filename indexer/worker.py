@@ -161,6 +161,18 @@ def link(app: Any, s: Session, m: Media, actor: str) -> None:
         log.exception("linking recording %s failed", m.id)
         custody_log.record(s, "linked", actor=actor, outcome="failed", media_id=m.id, subject=m.sha256,
                            detail={"reason": f"{type(e).__name__}: {e}"[:1000]})
+    _retain(app, s, m, actor)
+
+
+def _retain(app: Any, s: Session, m: Media, actor: str) -> None:
+    """Links decide how long a recording is kept: extend its store lock now (never shorten)."""
+    from retention.lock import apply_retention
+
+    try:
+        with s.begin_nested():
+            apply_retention(app, s, m, actor=actor)
+    except Exception:  # noqa: BLE001 - every retention plan re-applies; the index must land
+        log.exception("retention lock for recording %s deferred", m.id)
 
 
 def _skip(app: Any, media_id: int, on_commit: Callable[[Session], None] | None, why: str) -> Outcome:
