@@ -169,6 +169,7 @@ def _pump_kernel(src: int, out: int, h: "hashlib._Hash", volume: Path, entry: En
                 t.start()
                 started = True
             if n == 0:
+                os.fsync(out)  # flush to disk while the hasher finishes its tail
                 break
             copied += n
             with cond:
