@@ -36,16 +36,8 @@ class DeviceGone(CustodyError):
     """The device volume disappeared (cable pulled) during an offload."""
 
 
-class UnrecognisedVolume(CustodyError):
-    """No device profile matches the volume."""
-
-
 class RefusedEntry(CustodyError):
     """An entry on a volume that must never be read (symlink, device file, escape)."""
-
-
-class IntegrityError(CustodyError):
-    """The custody log or a stored object fails verification."""
 
 
 class ObjectLocked(CustodyError):

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from custody.errors import CustodyError, NotFound
 from custody.settings import Settings
 from indexer.catalog import custody_log
+from indexer.catalog.lookup import find_media  # noqa: F401 - re-exported for callers
 from indexer.catalog.models import (
     Case,
     CaseOfficer,
@@ -492,22 +493,6 @@ def relink_for_case(session: Session, settings: Settings, case: Case, actor: str
 
 
 # --------------------------------------------------------------------------- reviewer decisions
-def find_media(session: Session, ref: str) -> Media:
-    """A recording by catalog id or SHA-256 (a unique prefix of at least 8 hex digits will do)."""
-    ref = ref.strip()
-    if ref.isdigit() and len(ref) < 16:
-        media = session.get(Media, int(ref))
-        if media is not None:
-            return media
-    if re.fullmatch(r"[0-9a-fA-F]{8,64}", ref):
-        rows = session.execute(select(Media).where(Media.sha256.like(ref.lower() + "%")).limit(2)).scalars().all()
-        if len(rows) == 1:
-            return rows[0]
-        if len(rows) > 1:
-            raise CustodyError(f"{ref!r} matches several recordings; give more of the SHA-256")
-    raise NotFound(f"no recording {ref!r} (give its id or SHA-256)")
-
-
 def find_case(session: Session, case_no: str) -> Case:
     case = session.execute(select(Case).where(Case.case_no == case_no.strip())).scalar_one_or_none()
     if case is None:

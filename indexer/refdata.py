@@ -360,17 +360,31 @@ def _plan_units(session: Session, rows: list[Row], settings: Settings, errors: l
     return out
 
 
-def _apply_units(session: Session, plans: list[Planned], rep: ImportReport) -> None:
-    existing = _Lookup(session).get(Unit, "code", {p["code"] for _, p in plans})
+def _upsert_by_key(session: Session, model: type, key: str, plans: list[Planned], rep: ImportReport,
+                   **new_defaults: Any) -> None:
+    """Insert rows whose key is new; update the others only where a value changed."""
+    existing = _Lookup(session).get(model, key, {p[key] for _, p in plans})
     for _, p in plans:
-        unit = existing.get(p["code"])
-        if unit is None:
-            session.add(Unit(**p))
+        row = existing.get(p[key])
+        if row is None:
+            session.add(model(**new_defaults, **p))
             rep.created += 1
-        elif _set(unit, {k: v for k, v in p.items() if k != "code"}):
+        elif _set(row, {k: v for k, v in p.items() if k != key}):
             rep.updated += 1
         else:
             rep.unchanged += 1
+
+
+def _apply_units(session: Session, plans: list[Planned], rep: ImportReport) -> None:
+    _upsert_by_key(session, Unit, "code", plans, rep)
+
+
+def _apply_officers(session: Session, plans: list[Planned], rep: ImportReport) -> None:
+    _upsert_by_key(session, Officer, "badge", plans, rep, source="import")
+
+
+def _apply_devices(session: Session, plans: list[Planned], rep: ImportReport) -> None:
+    _upsert_by_key(session, Device, "serial", plans, rep, source="import")
 
 
 def _unit_ref(lookup: _Lookup, r: dict[str, Any]) -> dict[str, Any]:
@@ -417,19 +431,6 @@ def _plan_officers(session: Session, rows: list[Row], settings: Settings, errors
     return out
 
 
-def _apply_officers(session: Session, plans: list[Planned], rep: ImportReport) -> None:
-    existing = _Lookup(session).get(Officer, "badge", {p["badge"] for _, p in plans})
-    for _, p in plans:
-        off = existing.get(p["badge"])
-        if off is None:
-            session.add(Officer(source="import", **p))
-            rep.created += 1
-        elif _set(off, {k: v for k, v in p.items() if k != "badge"}):
-            rep.updated += 1
-        else:
-            rep.unchanged += 1
-
-
 def _plan_devices(session: Session, rows: list[Row], settings: Settings, errors: list[RowError]) -> list[Planned]:
     lookup = _Lookup(session)
     seen: dict[str, int] = {}
@@ -451,19 +452,6 @@ def _plan_devices(session: Session, rows: list[Row], settings: Settings, errors:
         except _RowFault as e:
             errors.append(RowError(line, str(e)))
     return out
-
-
-def _apply_devices(session: Session, plans: list[Planned], rep: ImportReport) -> None:
-    existing = _Lookup(session).get(Device, "serial", {p["serial"] for _, p in plans})
-    for _, p in plans:
-        dev = existing.get(p["serial"])
-        if dev is None:
-            session.add(Device(source="import", **p))
-            rep.created += 1
-        elif _set(dev, {k: v for k, v in p.items() if k != "serial"}):
-            rep.updated += 1
-        else:
-            rep.unchanged += 1
 
 
 def _overlaps(a_from: datetime, a_to: datetime | None, b_from: datetime, b_to: datetime | None) -> bool:

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -17,6 +18,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from custody.app import App
+
+if TYPE_CHECKING:
+    from ingest.daemon import Daemon
 
 err = Console(stderr=True)
 
@@ -69,7 +73,7 @@ def daemon(app: App, simulate: bool, exit_when_idle: bool, verbose: bool) -> Non
         sys.exit(1)
 
 
-def _simulate_later(app: App, d: "Daemon") -> None:  # noqa: F821
+def _simulate_later(app: App, d: "Daemon") -> None:
     from ingest.simulate import SimDevice, have_ffmpeg
 
     try:

@@ -20,7 +20,7 @@ from typing import Callable
 
 from custody.errors import DeviceGone, RefusedEntry, SpoolFull
 from ingest.volume import Entry
-from storage.local import fsync_dir
+from storage.local import fsync_dir, write_all
 
 RING = 8  # buffers in flight: reading one while others are hashed and written
 
@@ -216,7 +216,7 @@ def _pump(src: int, out: int, h: "hashlib._Hash", chunk: int, volume: Path, entr
                     break  # a short read shows up as a size mismatch after the copy
                 view = memoryview(buf)[:n]
                 # ordered: one hashing thread, one writing thread
-                inflight[slot] = (hasher.submit(h.update, view), writer.submit(_write_all, out, view))
+                inflight[slot] = (hasher.submit(h.update, view), writer.submit(write_all, out, view))
                 total += n
                 if progress:
                     progress(n)
@@ -236,12 +236,6 @@ def _pump(src: int, out: int, h: "hashlib._Hash", chunk: int, volume: Path, entr
 def _present(volume: Path, entry: Entry) -> bool:
     """A pulled device shows as a vanished volume or an emptied mount point."""
     return volume.is_dir() and os.path.isdir(os.path.dirname(entry.abspath))
-
-
-def _write_all(fd: int, view: memoryview) -> None:
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
 
 
 def clean_spool_tmp(spool: Path) -> int:

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from custody.app import App
 from custody.errors import DeviceGone, RefusedEntry, SpoolFull, StorageIntegrityError, StorageUnavailable
 from indexer.catalog import custody_log
-from indexer.catalog.models import DockSession, Media, OffloadItem, Sighting, utcnow
+from indexer.catalog.models import Device, DockSession, OffloadItem, Sighting, utcnow
 from ingest import volume as vol
 from ingest.offload import FileChanged, ReadFailed, copy_and_hash, free_bytes
 from ingest.profiles import Identity, IdentityError, Profile, read_identity, recognise
@@ -235,8 +235,6 @@ def _check_spool_space(app: App, need: int) -> None:
 
 def _known(app: App, serial: str, e: vol.Entry) -> OffloadItem | None:
     """The same file (device, path, size, mtime) already stored from an earlier dock."""
-    from indexer.catalog.models import Device
-
     with app.catalog.session() as s:
         return s.execute(
             select(OffloadItem).join(DockSession, DockSession.id == OffloadItem.session_id)
@@ -356,8 +354,6 @@ def _bump(app: App, sid: int, nbytes: int) -> None:
 
 
 def _device_session_ids(app: App, serial: str) -> list[int]:
-    from indexer.catalog.models import Device
-
     with app.catalog.session() as s:
         return list(s.execute(select(DockSession.id).join(Device, Device.id == DockSession.device_id)
                               .where(Device.serial == serial, DockSession.station == app.station)).scalars())
@@ -430,12 +426,3 @@ def _finish_interrupted(app: App, sid: int, volume: Path, media: list[vol.Entry]
             res.files.append(FileResult(e.rel, None, e.size, "skipped", f"not copied: {why}"))
     res.state, res.message = "incomplete", why
     return res
-
-
-def store_one(app: App, item_id: int, profile: Profile | None, actor: str) -> None:  # re-export for callers
-    store_item(app, item_id, profile, actor)
-
-
-def media_count(app: App) -> int:
-    with app.catalog.session() as s:
-        return len(s.execute(select(Media.id)).all())

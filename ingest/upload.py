@@ -125,11 +125,8 @@ def _store_item(app: App, item_id: int, profile: Profile | None, actor: str) -> 
             it.reason = "spool copy missing; will be copied again from the device"
         return Outcome("skipped", "spool copy missing; will be copied again at the next dock")
     chk = quickcheck.check(src, kind, size)
-    try:
-        obj = app.store.put_file(key, src, sha, size, metadata={"station": app.station},
-                                 content_type=_content_type(kind, item.device_path))
-    except StorageIntegrityError:
-        raise
+    obj = app.store.put_file(key, src, sha, size, metadata={"station": app.station},
+                             content_type=_content_type(kind, item.device_path))
     times = initial_times(item, ds, profile)
     return _record_stored(app, item_id, obj.checksum, kind, chk, times, actor)
 

@@ -1,7 +1,6 @@
 """Read a recording's retention facts from the catalog (in batches for plans)."""
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from custody.errors import NotFound
+from indexer.catalog.lookup import find_media  # noqa: F401 - one lookup for every command
 from indexer.catalog.models import Case, Device, Hold, Media, MediaLink, MediaTag, Officer
 from retention.decide import Decision, decide
 from retention.facts import CaseFact, HoldFact, LinkFact, Recording, TagFact
@@ -24,23 +23,6 @@ class Facts:
     recording: Recording
     links: tuple[LinkFact, ...]
     tags: tuple[TagFact, ...]
-
-
-def find_media(session: Session, ref: str) -> Media:
-    """A recording by catalog id, or by SHA-256 (full or an unambiguous prefix of 8+)."""
-    ref = ref.strip().lower()
-    if ref.isdigit():
-        m = session.get(Media, int(ref))
-    elif re.fullmatch(r"[0-9a-f]{8,64}", ref):
-        rows = session.execute(select(Media).where(Media.sha256.like(ref + "%")).limit(2)).scalars().all()
-        if len(rows) > 1:
-            raise NotFound(f"SHA-256 prefix {ref} matches more than one recording; give more digits")
-        m = rows[0] if rows else None
-    else:
-        raise NotFound(f"{ref!r} is neither a media id nor a SHA-256")
-    if m is None:
-        raise NotFound(f"no recording {ref}")
-    return m
 
 
 def _case_fact(c: Case) -> CaseFact:

@@ -11,7 +11,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,6 +20,12 @@ from storage.base import ObjectInfo, StoredObject
 from storage.fixity import sha256_file
 
 COPY_CHUNK = 4 * 1024 * 1024
+
+
+def write_all(fd: int, view: memoryview) -> None:
+    """os.write may write less than asked (signals, pipes, some file systems): loop."""
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def fsync_dir(path: Path) -> None:
@@ -55,7 +61,7 @@ class LocalStore:
             raise StorageUnavailable(f"local store {self.root} is not a writable directory")
 
     # ------------------------------------------------------------------ write
-    def _write_atomic(self, dest: Path, write: "callable[[int], None]") -> None:  # type: ignore[valid-type]
+    def _write_atomic(self, dest: Path, write: Callable[[int], None]) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
         try:
@@ -86,7 +92,7 @@ class LocalStore:
                     buf = bytearray(COPY_CHUNK)
                     view = memoryview(buf)
                     while n := src.readinto(buf):
-                        os.write(fd, view[:n])
+                        write_all(fd, view[:n])
             try:
                 self._write_atomic(dest, copy)
             except OSError as e:
@@ -101,7 +107,7 @@ class LocalStore:
         dest = self._path(key)
         existed = dest.exists()
         if not existed:
-            self._write_atomic(dest, lambda fd: os.write(fd, data) and None)
+            self._write_atomic(dest, lambda fd: write_all(fd, memoryview(data)))
         digest = hashlib.sha256(data).hexdigest()
         return StoredObject(key=key, size=len(data), sha256=digest, checksum=digest, existed=existed)
 

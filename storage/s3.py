@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -267,6 +266,3 @@ class S3Store:
         except (ClientError, BotoCoreError) as e:
             raise _translate(e, f"delete {key}") from e
 
-
-def env_has_credentials() -> bool:
-    return bool(os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))

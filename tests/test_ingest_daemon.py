@@ -66,8 +66,7 @@ def test_daemon_offloads_docked_devices_and_survives_a_broken_one(tmp_path: Path
 @pytest.mark.parametrize("kill_after", ["copied", "stored"])
 def test_sigkill_then_restart_loses_and_duplicates_nothing(tmp_path: Path, catalog_url: str, kill_after: str,
                                                            ffmpeg_ok: None) -> None:
-    cfg = write_config(tmp_path, catalog_url, f"file://{tmp_path / 'objects'}",
-                       extra=EXTRA + "[station]\n" if False else EXTRA)
+    cfg = write_config(tmp_path, catalog_url, f"file://{tmp_path / 'objects'}", extra=EXTRA)
     text = cfg.read_text().replace("[station]\n", "[station]\nwipe_after_verify = true\ncopy_chunk_bytes = 65536\n", 1)
     cfg.write_text(text)
     vol = build_volume(tmp_path / "docks" / "cam", SimDevice(kind="gat947", serial="A000009", clips=6, photos=2,

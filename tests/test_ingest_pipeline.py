@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select, text
 
 from indexer.catalog import custody_log
-from indexer.catalog.models import CustodyEvent, DockSession, Job, Media, OffloadItem, Sighting
+from indexer.catalog.models import CustodyEvent, DockSession, Job, Media, Sighting
 from ingest.pipeline import ingest_volume
-from ingest.simulate import SimDevice, build_volume, make_video
+from ingest.simulate import SimDevice, build_volume
 from storage.audit import verify_all
 from tests.helpers_ingest import by_name, media_count
 

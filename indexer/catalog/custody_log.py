@@ -21,15 +21,6 @@ from indexer.catalog.models import ChainHead, CustodyEvent, utcnow
 
 GENESIS = "0" * 64
 
-# Actions a reader will meet in the log (free text is allowed; these are the usual ones).
-ACTIONS = (
-    "docked", "unrecognised", "copied", "stored", "verified", "duplicate", "flagged", "refused",
-    "skipped", "wiped", "session_incomplete", "session_complete", "indexed", "clock_corrected",
-    "linked", "unlinked", "viewed", "streamed", "downloaded", "exported", "hold_added",
-    "hold_released", "plan_created", "plan_approved", "purged", "login", "admin_change",
-)
-
-
 def default_actor() -> str:
     try:
         return getpass.getuser()
