@@ -217,7 +217,7 @@ def plan(packets: list[Packet], duration: float | None, interval: float, cap: in
             picks[t] = Pick(t, "first" if i == 0 else "interval")
     predicted = predicted_changes(packets)
     changes = sorted(predicted + keyframe_changes(keys, [t for t, _ in predicted]))
-    _add_scenes(picks, _scene_picks(changes, key_times, step), cap)
+    _add_scenes(picks, _scene_picks(changes, key_times, step), cap, [t for t, _ in changes])
     _drop_redundant_intervals(picks, step)
     _drop_static_intervals(picks, packets, keys)
     return sorted(picks.values(), key=lambda p: p.t)
@@ -257,19 +257,29 @@ def _scene_picks(changes: list[tuple[float, float]], key_times: list[float], ste
     return out
 
 
-def _add_scenes(picks: dict[float, Pick], scenes: list[Pick], cap: int) -> None:
-    """Strongest first, at least MIN_GAP_SECONDS from anything chosen, within the cap."""
+def _add_scenes(picks: dict[float, Pick], scenes: list[Pick], cap: int, change_times: list[float]) -> None:
+    """Strongest first, within the cap; a pick closer than MIN_GAP_SECONDS to one already chosen
+    is skipped only when no detected change lies between them (the same scene shown twice).
+    A frame just before a cut shows the old scene, so the cut still gets its own picture."""
     room = max(0, cap - len(picks))
     for sc in sorted(scenes, key=lambda p: -p.strength):
         if room == 0:
             return
-        near = min(picks.values(), key=lambda p: abs(p.t - sc.t), default=None)
-        if near is not None and abs(near.t - sc.t) < MIN_GAP_SECONDS:
+        seg = _segment(change_times, sc.t)
+        same = [p for p in picks.values()
+                if abs(p.t - sc.t) < MIN_GAP_SECONDS and _segment(change_times, p.t) == seg]
+        if same:
+            near = min(same, key=lambda p: abs(p.t - sc.t))
             if near.t == sc.t and near.reason != "scene_change":
                 near.reason, near.strength = "scene_change", sc.strength  # same frame: say why it matters
             continue
         picks[sc.t] = sc
         room -= 1
+
+
+def _segment(change_times: list[float], t: float) -> int:
+    """Which stretch between detected changes `t` falls in (a change's own frame starts its stretch)."""
+    return bisect.bisect_right(change_times, t + 1e-6)
 
 
 def _drop_redundant_intervals(picks: dict[float, Pick], step: float) -> None:
