@@ -1,6 +1,6 @@
 """Offload and upload benchmark: one run, same files, figures and ratios.
 
-  ./dev bench offload [--size-mb 1024] [--files 4] [--file-mb 256]
+  ./dev bench offload [--size-mb 5120] [--files 4] [--file-mb 128]
 
 Prints:
   * device -> spool offload (durable: fsync + rename, SHA-256 in the same read) vs `cp` + `sync`
@@ -121,7 +121,23 @@ def bench_upload(work: Path, endpoint: str, size: int) -> dict:
     return {"boto3_multipart_s": t_raw, "custody_put_s": t_ours, "bucket": bucket}
 
 
-def bench_dock_to_s3(work: Path, endpoint: str, files: int, file_size: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process so far (SeaweedFS runs as one `weed mini` process)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def children_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
+
+
+def bench_dock_to_s3(work: Path, endpoint: str, files: int, file_size: int, server_pid: int) -> dict:
     from custody.app import App
     from custody.settings import load_settings
     from ingest.pipeline import ingest_volume
@@ -140,21 +156,28 @@ def bench_dock_to_s3(work: Path, endpoint: str, files: int, file_size: int) -> d
            "RCLONE_CONFIG_SW_ENDPOINT": endpoint, "RCLONE_CONFIG_SW_ACCESS_KEY_ID": "custody",
            "RCLONE_CONFIG_SW_SECRET_ACCESS_KEY": "custody-secret", "RCLONE_CONFIG_SW_REGION": "us-east-1"}
     t_rclone = None
+    cpu: dict[str, float] = {}
     if shutil.which("rclone"):
         subprocess.run(["rclone", "mkdir", f"sw:{bucket_r}"], env=env, check=True, capture_output=True)
+        s0, c0 = cpu_seconds(server_pid), children_cpu()
         t_rclone = timed(lambda: subprocess.run(["rclone", "copy", "--checksum", str(vol), f"sw:{bucket_r}"], env=env,
                                                 check=True, capture_output=True))
+        cpu.update(rclone_server=cpu_seconds(server_pid) - s0, rclone_client=children_cpu() - c0)
     cfg = work / "bench.toml"
     cfg.write_text(f'[station]\nspool_dir = "{work / "spool2"}"\nmin_free_spool_bytes = 0\nfile_stable_seconds = 0\n'
                    f'[catalog]\nurl = "sqlite:///{work / "bench.db"}"\n[storage]\nurl = "s3://{bucket_c}"\n'
                    f'endpoint_url = "{endpoint}"\n[indexer]\nworkers = 0\n')
     app = App(load_settings(cfg))
     _ = app.catalog, app.store, app.profiles
+    s0, c0, k0 = cpu_seconds(server_pid), own_cpu(), children_cpu()
     t0 = time.perf_counter()
     res = ingest_volume(app, vol)
     t_ours = time.perf_counter() - t0
+    cpu.update(custody_server=cpu_seconds(server_pid) - s0,
+               custody_client=own_cpu() - c0 + children_cpu() - k0)  # children: the ffprobe checks
     assert res.state == "complete", res.to_json()
-    return {"bytes": total, "rclone_s": t_rclone, "custody_s": t_ours, "safe_to_remove_s": res.safe_to_remove_after_s}
+    return {"bytes": total, "rclone_s": t_rclone, "custody_s": t_ours, "safe_to_remove_s": res.safe_to_remove_after_s,
+            "cpu": cpu}
 
 
 def main() -> None:
@@ -162,7 +185,7 @@ def main() -> None:
         offload_child(sys.argv[2], sys.argv[3])
         return
     ap = argparse.ArgumentParser()
-    ap.add_argument("--size-mb", type=int, default=1024, help="size of the single big file (5120 for the 5 GB case)")
+    ap.add_argument("--size-mb", type=int, default=5120, help="size of the single big file (default: the 5 GB case)")
     ap.add_argument("--files", type=int, default=4)
     ap.add_argument("--file-mb", type=int, default=128)
     ap.add_argument("--workdir", default=None)
@@ -188,7 +211,7 @@ def main() -> None:
         print(f"  raw boto3 multipart {up['boto3_multipart_s']:7.2f} s  {mbps(up['boto3_multipart_s']):7.1f} MB/s")
         print(f"  custody put_file    {up['custody_put_s']:7.2f} s  {mbps(up['custody_put_s']):7.1f} MB/s"
               f"  = {up['boto3_multipart_s'] / up['custody_put_s']:.2f}x boto3 (target >= 0.9x)")
-        d = bench_dock_to_s3(work, sw.endpoint, a.files, a.file_mb * MB)
+        d = bench_dock_to_s3(work, sw.endpoint, a.files, a.file_mb * MB, sw.proc.pid)
         tot = d["bytes"] / MB
         print(f"dock to S3: {a.files} x {a.file_mb} MB volume (offload + store + verify + catalog, no indexing)")
         if d["rclone_s"]:
@@ -196,6 +219,16 @@ def main() -> None:
         print(f"  custody ingest         {d['custody_s']:7.2f} s  {tot / d['custody_s']:7.1f} MB/s"
               + (f"  = {d['rclone_s'] / d['custody_s']:.2f}x rclone (target >= 1.5x)" if d["rclone_s"] else ""))
         print(f"  device safe to remove after {d['safe_to_remove_s']:.2f} s (all files durable in the spool)")
+        c = d["cpu"]
+        cores = os.cpu_count() or 1
+        if "rclone_server" in c:
+            print(f"  CPU seconds (this machine has {cores} cores, shared by client and SeaweedFS):")
+            print(f"    rclone   client {c['rclone_client']:5.2f}  SeaweedFS {c['rclone_server']:5.2f}")
+        print(f"    custody  client {c['custody_client']:5.2f}  SeaweedFS {c['custody_server']:5.2f}"
+              "  (client: copy + SHA-256 + ffprobe checks + upload + catalog)")
+        ceiling = tot / (c["custody_server"] / cores)
+        print(f"  ceiling with a client that used no CPU at all: {ceiling:.0f} MB/s"
+              + (f" = {ceiling / (tot / d['rclone_s']):.2f}x rclone" if d["rclone_s"] else ""))
     finally:
         stop_seaweed(sw)
         shutil.rmtree(work, ignore_errors=True)

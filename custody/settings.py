@@ -38,7 +38,7 @@ class StationSettings(_Section):
     min_free_spool_bytes: int = 512 * 1024 * 1024
     file_stable_seconds: float = 1.0
     file_busy_retries: int = 3
-    copy_chunk_bytes: int = 256 * 1024  # buffer size when the kernel cannot copy (stays in CPU cache)
+    copy_chunk_bytes: int = 8 * 1024 * 1024  # one read of the device per chunk; 6 chunks in flight
     upload_retry_seconds: float = 5.0
     upload_workers: int = 2  # files stored while the next ones are still being copied
     profiles_dir: Path | None = None  # default: config/devices beside the config file
@@ -53,7 +53,9 @@ class StorageSettings(_Section):
     url: str = "file://var/objects"
     endpoint_url: str | None = None
     region: str = "us-east-1"
-    multipart_threshold_bytes: int = 64 * 1024 * 1024
+    # Up to this size one PUT carries the dock's SHA-256 as its checksum: the station hashes
+    # nothing again and the store one pass less.  Larger files go multipart (retry per part).
+    multipart_threshold_bytes: int = 256 * 1024 * 1024
     multipart_chunk_bytes: int = 64 * 1024 * 1024
     upload_concurrency: int = 4
     object_lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -124,9 +125,12 @@ def _store_item(app: App, item_id: int, profile: Profile | None, actor: str) -> 
             it.phase, it.status = "pending", None
             it.reason = "spool copy missing; will be copied again from the device"
         return Outcome("skipped", "spool copy missing; will be copied again at the next dock")
-    chk = quickcheck.check(src, kind, size)
-    obj = app.store.put_file(key, src, sha, size, metadata={"station": app.station},
-                             content_type=_content_type(kind, item.device_path))
+    # The playability check (ffprobe) reads the spool copy while the upload streams it.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="quickcheck") as checker:
+        pending_check = checker.submit(quickcheck.check, src, kind, size)
+        obj = app.store.put_file(key, src, sha, size, metadata={"station": app.station},
+                                 content_type=_content_type(kind, item.device_path))
+        chk = pending_check.result()
     times = initial_times(item, ds, profile)
     return _record_stored(app, item_id, obj.checksum, kind, chk, times, actor)
 

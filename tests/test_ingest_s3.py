@@ -76,3 +76,28 @@ def test_storage_outage_keeps_spool_and_resumes(make_app, sqlite_url: str, seawe
         assert s.get(DockSession, res.session).state == "resumed"
     assert verify_all(up, actor="t").ok
     assert by_name(again.to_json())  # every file accounted for
+
+
+def test_store_refuses_a_body_its_checksum_does_not_match(make_app, sqlite_url: str, seaweed, s3_url: str,
+                                                          tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Data requests are not signed over the body (the signed x-amz-checksum-sha256 header is):
+    the store itself must refuse bytes that differ from the checksum, single put and multipart."""
+    import os
+
+    import pytest
+
+    from custody.errors import StorageIntegrityError
+    from storage import s3
+
+    app = make_app(catalog_url=sqlite_url, storage_url=s3_url, endpoint=seaweed.endpoint)
+    small = tmp_path / "small.bin"
+    small.write_bytes(os.urandom(100_000))
+    with pytest.raises(StorageIntegrityError):
+        app.store.put_file("media/small", small, hashlib.sha256(b"other bytes").hexdigest(), 100_000)
+    threshold = app.settings.storage.multipart_threshold_bytes
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(threshold + 4096))
+    monkeypatch.setattr(s3.FileSlice, "sha256", lambda self, chunk=0: hashlib.sha256(b"not this part").digest())
+    with pytest.raises(StorageIntegrityError):
+        app.store.put_file("media/big", big, hashlib.sha256(big.read_bytes()).hexdigest(), big.stat().st_size)
+    assert app.store.head("media/small") is None and app.store.head("media/big") is None
