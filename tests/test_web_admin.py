@@ -64,7 +64,9 @@ def test_admin_pages_show_the_catalog(make_app, catalog_url: str, sample_video) 
         assert client.get("/admin/reports?kind=nonsense").status_code == 400
     with app.catalog.session() as s:
         assert s.execute(select(Hold)).scalar_one().release_reason == "complaint withdrawn"
-    assert events(app, action="hold_added")[-1].actor == "admin"
+    added = events(app, action="hold_added")[-1]
+    assert added.actor == "admin" and added.remote_addr == "testclient"  # retention's own event says from where
+    assert events(app, action="hold_released")[-1].remote_addr == "testclient"
     changes = [(e.detail["change"], e.remote_addr) for e in events(app, action="admin_change", actor="admin")]
     assert ("hold_added", "testclient") in changes and ("hold_released", "testclient") in changes
     viewed = {e.subject for e in events(app, action="viewed", actor="admin")}

@@ -12,7 +12,8 @@ from starlette.responses import RedirectResponse, Response
 
 from custody.app import App
 from custody.errors import CustodyError, NotFound, PermissionDenied, StorageIntegrityError, StorageUnavailable
-from web.auth import LoginRequired, Refused, log_refusal
+from indexer.catalog import custody_log
+from web.auth import LoginRequired, Refused, log_refusal, remote_addr
 from web.pages import render
 from web.routes import admin, audit, cases, media, mine, review, session
 
@@ -29,7 +30,12 @@ def create_app(app: App) -> FastAPI:
 
     @api.middleware("http")
     async def security_headers(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette signature
-        resp: Response = await call_next(request)
+        # Events recorded anywhere while this request is served (linking, holds, plans) carry its origin.
+        token = custody_log.request_origin.set(remote_addr(request))
+        try:
+            resp: Response = await call_next(request)
+        finally:
+            custody_log.request_origin.reset(token)
         # Pages are evidence views: never framed, never cached by shared caches, no sniffing.
         resp.headers.setdefault("X-Frame-Options", "DENY")
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")

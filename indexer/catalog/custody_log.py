@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -20,6 +21,10 @@ from sqlalchemy.orm import Session
 from indexer.catalog.models import ChainHead, CustodyEvent, utcnow
 
 GENESIS = "0" * 64
+
+# Where the current request came from (set by the web app per request): every event written
+# while serving it - by the web code or by the linking/retention code it calls - says from where.
+request_origin: ContextVar[str | None] = ContextVar("custody_request_origin", default=None)
 
 def default_actor() -> str:
     try:
@@ -75,7 +80,7 @@ def record(
         media_id=media_id,
         session_id=session_id,
         subject=subject,
-        remote_addr=remote_addr,
+        remote_addr=remote_addr if remote_addr is not None else request_origin.get(),
         detail=json.loads(canonical(detail or {})),  # stored exactly as hashed
         prev_hash=head.hash,
     )
