@@ -40,6 +40,7 @@ class Actor:
     role: str
     account_id: int | None
     units: tuple[str, ...] = ()
+    badge: str | None = None  # the officer this account is (inspectors: whose recordings are "mine")
 
     def can(self, capability: str) -> bool:
         return capability in CAPABILITIES.get(self.role, set())
@@ -93,7 +94,12 @@ def resolve_actor(session: Session, username: str | None = None) -> Actor:
             return Actor(username=f"os:{me}", role=BOOTSTRAP_ROLE if none_yet else "local", account_id=None)
     if acc.disabled:
         raise PermissionDenied(f"account {acc.username!r} is disabled")
-    return Actor(username=acc.username, role=acc.role, account_id=acc.id, units=tuple(acc.units or ()))
+    return actor_of(acc)
+
+
+def actor_of(acc: Account) -> Actor:
+    return Actor(username=acc.username, role=acc.role, account_id=acc.id, units=tuple(acc.units or ()),
+                 badge=acc.officer_badge)
 
 
 def require(session: Session, actor: Actor, capability: str, subject: str = "") -> None:
@@ -111,18 +117,19 @@ def require(session: Session, actor: Actor, capability: str, subject: str = "") 
 
 def add_account(session: Session, username: str, role: str, *, password: str | None = None,
                 display_name: str | None = None, os_user_name: str | None = None,
-                units: list[str] | None = None, created_by: str = "bootstrap") -> Account:
+                units: list[str] | None = None, badge: str | None = None,
+                created_by: str = "bootstrap") -> Account:
     if role not in ROLES:
         raise CustodyError(f"role must be one of {', '.join(ROLES)}")
     if session.execute(select(Account).where(Account.username == username)).scalar_one_or_none():
         raise CustodyError(f"account {username!r} already exists")
     acc = Account(username=username, role=role, display_name=display_name, os_user=os_user_name,
                   password_hash=hash_password(password) if password else None, units=units or [],
-                  created_by=created_by)
+                  officer_badge=badge, created_by=created_by)
     session.add(acc)
     session.flush()
     custody_log.record(session, "admin_change", actor=created_by, subject=f"account:{username}",
-                       detail={"change": "account_added", "role": role, "units": units or []})
+                       detail={"change": "account_added", "role": role, "units": units or [], "badge": badge})
     return acc
 
 

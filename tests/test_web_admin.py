@@ -81,6 +81,18 @@ def test_inspector_sees_only_own_recordings(make_app, sample_video) -> None:  # 
         page = client.get("/mine").text
         assert "REC_20260312_093000.mp4" in page and "B.mp4" not in page and "C.mp4" not in page
         assert client.get(f"/media/{sd.media_u1}").status_code == 403
+    # An account named for the person, linked to the officer number by `users add --badge`.
+    from custody.accounts import add_account
+    from web_support import PASSWORD
+    with app.catalog.session() as s:
+        add_account(s, "zhangwei", "inspector", password=PASSWORD, badge="P00001", created_by="test")
+        add_account(s, "nobody", "inspector", password=PASSWORD, created_by="test")
+    with TestClient(create_app(app)) as client:
+        login(client, "zhangwei")
+        assert "REC_20260312_093000.mp4" in client.get("/mine").text
+    with TestClient(create_app(app)) as client:
+        login(client, "nobody")
+        assert "REC_20260312_093000.mp4" not in client.get("/mine").text
 
 
 def test_language_switch_and_safe_redirects(make_app, sample_video) -> None:  # noqa: ANN001

@@ -26,8 +26,9 @@ def case_visible_clause(actor: Actor):  # noqa: ANN201 - SQL expression
 
 def media_visible_clause(actor: Actor):  # noqa: ANN201 - SQL expression
     if actor.role == "inspector":
-        # Inspectors see only their own recordings (the account name is the officer number).
-        return Media.officer_badge == actor.username
+        # Inspectors see only their own recordings: the account's officer number (`users add
+        # --badge`), else the account name taken as the officer number.
+        return Media.officer_badge == (actor.badge or actor.username)
     if not actor.units:
         return true()
     linked_to_visible_case = exists(

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from custody.accounts import Actor, check_password, hash_password
+from custody.accounts import Actor, actor_of, check_password, hash_password
 from custody.app import App
 from custody.errors import CustodyError, PermissionDenied
 from indexer.catalog import custody_log
@@ -166,7 +166,7 @@ def load_viewer(app: App, token: str | None, addr: str) -> Viewer:
         acc = s.get(Account, row.account_id)
         if acc is None or acc.disabled:
             raise LoginRequired("the account is disabled")
-        actor = Actor(username=acc.username, role=acc.role, account_id=acc.id, units=tuple(acc.units or ()))
+        actor = actor_of(acc)
         return Viewer(actor=actor, login_id=row.id, csrf=row.csrf_token, remote_addr=addr)
 
 

@@ -60,9 +60,11 @@ def register(cli: click.Group) -> None:
     @click.option("--os-user", "os_user_name", default=None, help="Operating-system user mapped to this account.")
     @click.option("--units", default="", help="Comma-separated unit codes the account covers (default: all).")
     @click.option("--display-name", default=None, help="Name shown in pages (e.g. the officer's name).")
+    @click.option("--badge", default=None,
+                  help="The officer number of this account's holder (an inspector sees that officer's recordings).")
     @click.pass_obj
     def users_add(app: App, name: str, role: str, password_stdin: bool, os_user_name: str | None, units: str,
-                  display_name: str | None) -> None:
+                  display_name: str | None, badge: str | None) -> None:
         """Add an account.  The very first account (bootstrap) must be an administrator."""
         with app.catalog.session() as s:
             if account_count(s) == 0:
@@ -73,7 +75,7 @@ def register(cli: click.Group) -> None:
                 by = _admin(app, s).username
             password = _read_password(password_stdin)
             add_account(s, name, role, password=password, display_name=display_name, os_user_name=os_user_name,
-                        units=parse_units(units), created_by=by)
+                        units=parse_units(units), badge=badge, created_by=by)
         click.echo(f"account {name} ({role}) added")
 
     @users.command("disable")
@@ -107,11 +109,11 @@ def register(cli: click.Group) -> None:
             require(s, actor, "users" if not actor.can("audit") else "audit", subject="accounts")
             rows = list(s.execute(select(Account).order_by(Account.username)).scalars())
         now = utcnow()
-        click.echo(f"{'USER':<20} {'ROLE':<14} {'STATE':<9} {'UNITS':<24} OS-USER")
+        click.echo(f"{'USER':<20} {'ROLE':<14} {'STATE':<9} {'UNITS':<24} {'BADGE':<10} OS-USER")
         for a in rows:
             state = "disabled" if a.disabled else ("locked" if a.locked_until and a.locked_until > now else "active")
             click.echo(f"{a.username:<20} {a.role:<14} {state:<9} {','.join(a.units or []) or '*':<24} "
-                       f"{a.os_user or ''}")
+                       f"{a.officer_badge or '':<10} {a.os_user or ''}")
 
     @cli.command("export")
     @click.argument("case_no", metavar="CASE")

@@ -357,6 +357,7 @@ class Account(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column()
     units: Mapped[list[Any]] = mapped_column(default=list)  # unit codes a reviewer covers; [] = all
+    officer_badge: Mapped[str | None] = mapped_column(String(32))  # an inspector's own officer number
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(64))
 
