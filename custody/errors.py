@@ -28,6 +28,11 @@ class StorageIntegrityError(CustodyError):
     """The store holds bytes whose checksum is not the evidence hash."""
 
 
+class SourceMismatch(StorageIntegrityError):
+    """The file handed to the store (the spool copy) no longer hashes to the evidence hash
+    taken from the device: it was damaged after the copy.  Nothing was stored; copy again."""
+
+
 class SpoolFull(CustodyError):
     """The station spool has less free space than the configured floor."""
 

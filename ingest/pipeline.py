@@ -368,7 +368,7 @@ def _collect_upload_results(app: App, sid: int, res: IngestResult, outage: str |
                 why = f"copied to the station spool; upload pending ({outage or 'in progress'}); not wiped"
                 res.files.append(FileResult(it.device_path, it.sha256, it.size, "skipped", why))
             elif it.phase == "pending":
-                res.files.append(FileResult(it.device_path, None, it.size, "skipped", it.reason or "not copied"))
+                res.files.append(FileResult(it.device_path, it.sha256, it.size, "skipped", it.reason or "not copied"))
             else:
                 res.files.append(FileResult(it.device_path, it.sha256, it.size, it.status or "skipped", it.reason,
                                             it.media_id))

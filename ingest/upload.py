@@ -7,6 +7,7 @@ and the custody events together.  Only after that may the device copy be wiped.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,13 +20,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from custody.app import App
-from custody.errors import StorageIntegrityError, StorageUnavailable
+from custody.errors import SourceMismatch, StorageIntegrityError, StorageUnavailable
 from indexer.catalog import custody_log
 from indexer.catalog.models import Device, DockSession, Job, Media, OffloadItem, Officer, Sighting, utcnow
 from ingest import quickcheck
 from ingest.offload import spool_path
 from ingest.profiles import Profile
 from storage.base import media_key
+from storage.fixity import sha256_file
 
 log = logging.getLogger("custody.upload")
 ORPHAN_AGE_S = 3600
@@ -128,11 +130,37 @@ def _store_item(app: App, item_id: int, profile: Profile | None, actor: str) -> 
     # The playability check (ffprobe) reads the spool copy while the upload streams it.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="quickcheck") as checker:
         pending_check = checker.submit(quickcheck.check, src, kind, size)
-        obj = app.store.put_file(key, src, sha, size, metadata={"station": app.station},
-                                 content_type=_content_type(kind, item.device_path))
+        try:
+            obj = app.store.put_file(key, src, sha, size, metadata={"station": app.station},
+                                     content_type=_content_type(kind, item.device_path))
+        except StorageIntegrityError as e:
+            # The store refused the bytes: if the spool copy itself is damaged, copy again from
+            # the device (which still has the original: nothing is wiped before this succeeds).
+            if isinstance(e, SourceMismatch) or sha256_file(src) != sha:
+                return _spool_damaged(app, item_id, src, str(e), actor)
+            raise
         chk = pending_check.result()
     times = initial_times(item, ds, profile)
     return _record_stored(app, item_id, obj.checksum, kind, chk, times, actor)
+
+
+def _spool_damaged(app: App, item_id: int, src: Path, why: str, actor: str) -> Outcome:
+    """Set the damaged copy aside (kept for diagnosis, never uploaded) and send the item back
+    to be copied from the device at its next dock."""
+    bad = spool_dir(app) / "damaged"
+    bad.mkdir(parents=True, exist_ok=True)
+    kept = bad / f"{src.name}.{int(time.time())}"
+    os.replace(src, kept)
+    reason = "spool copy damaged after the copy (it no longer hashes to the device's SHA-256); " \
+             "not stored, not wiped; will be copied again from the device at the next dock"
+    with app.catalog.session() as s:
+        it = s.get(OffloadItem, item_id)
+        it.phase, it.status, it.reason, it.last_error = "pending", None, reason, why[:500]
+        custody_log.record(s, "spool_damaged", actor=actor, session_id=it.session_id, outcome="failed",
+                           subject=f"sha256:{it.sha256}",
+                           detail={"device_path": it.device_path, "error": why[:500], "kept_as": kept.name})
+    log.error("item %s: %s (%s)", item_id, reason, why)
+    return Outcome("skipped", reason)
 
 
 def _content_type(kind: str, name: str) -> str:

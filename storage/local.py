@@ -7,6 +7,7 @@ Lock state lives in a sidecar tree `_locks/` so it survives restarts.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from custody.errors import ObjectLocked, StorageIntegrityError, StorageUnavailable
+from custody.errors import ObjectLocked, SourceMismatch, StorageIntegrityError, StorageUnavailable
 from storage.base import ObjectInfo, StoredObject
 from storage.fixity import sha256_file
 
@@ -88,11 +89,18 @@ class LocalStore:
         existed = dest.exists()
         if not existed:
             def copy(fd: int) -> None:
+                # One read feeds the copy and the hash; a source that is not the evidence any
+                # more is refused before it is linked into place (objects are write-once).
+                h = hashlib.sha256()
                 with open(path, "rb", buffering=0) as src:
                     buf = bytearray(COPY_CHUNK)
                     view = memoryview(buf)
                     while n := src.readinto(buf):
+                        h.update(view[:n])
                         write_all(fd, view[:n])
+                if h.hexdigest() != sha256:
+                    raise SourceMismatch(f"{path.name} hashes to {h.hexdigest()}, not the evidence hash {sha256}; "
+                                         "nothing stored")
             try:
                 self._write_atomic(dest, copy)
             except OSError as e:
@@ -102,8 +110,6 @@ class LocalStore:
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None,
                   metadata: dict[str, str] | None = None) -> StoredObject:
-        import hashlib
-
         dest = self._path(key)
         existed = dest.exists()
         if not existed:

@@ -12,7 +12,8 @@ import hashlib
 import io
 import math
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from custody.errors import ConfigError, ObjectLocked, StorageIntegrityError, StorageUnavailable
+from custody.errors import ConfigError, ObjectLocked, SourceMismatch, StorageIntegrityError, StorageUnavailable
 from custody.settings import StorageSettings
 from storage.base import ObjectInfo, StoredObject
 
@@ -61,6 +62,32 @@ def _translate(e: Exception, what: str) -> Exception:
     if isinstance(e, BotoCoreError):
         return StorageUnavailable(f"{what}: {e}")
     return e
+
+
+def hash_parts(path: Path, part_size: int, on_part: Callable[[int, bytes], None],
+               chunk: int = 8 * 1024 * 1024) -> str:
+    """One sequential read of the spool copy feeds two hashers: each part's SHA-256 (handed to
+    `on_part` as soon as the part is hashed, so its upload starts while the next is read) and
+    the whole file's, returned so the caller can prove the copy is still the device's bytes
+    before the object is completed (a multipart checksum alone would bless a damaged copy)."""
+    whole = hashlib.sha256()
+    part, in_part, index = hashlib.sha256(), 0, 0
+    buf = bytearray(chunk)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            whole.update(view[:n])
+            off = 0
+            while off < n:
+                take = min(n - off, part_size - in_part)
+                part.update(view[off:off + take])
+                in_part, off = in_part + take, off + take
+                if in_part == part_size:
+                    on_part(index, part.digest())
+                    part, in_part, index = hashlib.sha256(), 0, index + 1
+    if in_part:
+        on_part(index, part.digest())
+    return whole.hexdigest()
 
 
 class FileSlice(io.RawIOBase):
@@ -96,15 +123,6 @@ class FileSlice(io.RawIOBase):
             raise StorageIntegrityError("spool file shorter than recorded")
         self.pos += got
         return got
-
-    def sha256(self, chunk: int = 1024 * 1024) -> bytes:
-        h = hashlib.sha256()
-        buf = bytearray(chunk)
-        self.seek(0)
-        while n := self.readinto(buf):
-            h.update(memoryview(buf)[:n])
-        self.seek(0)
-        return h.digest()
 
     def close(self) -> None:
         if not self.closed:
@@ -193,7 +211,7 @@ class S3Store:
                 checksum = r.get("ChecksumSHA256") or expected
                 version = r.get("VersionId")
             else:
-                checksum, version = self._multipart(key, path, size, extra)
+                checksum, version = self._multipart(key, path, size, sha256, extra)
         except (ClientError, BotoCoreError) as e:
             raise _translate(e, f"put {key}") from e
         info = self.confirm(key, sha256, size, expected_checksum=checksum)
@@ -203,25 +221,43 @@ class S3Store:
     def _part_size(self, size: int) -> int:
         return max(self.cfg.multipart_chunk_bytes, math.ceil(size / MAX_PARTS), 5 * 1024 * 1024)
 
-    def _multipart(self, key: str, path: Path, size: int, extra: dict[str, Any]) -> tuple[str, str | None]:
+    def _multipart(self, key: str, path: Path, size: int, sha256: str,
+                   extra: dict[str, Any]) -> tuple[str, str | None]:
         part_size = self._part_size(size)
-        nparts = math.ceil(size / part_size)
         up = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", **extra)
         upload_id = up["UploadId"]
+        # Parts waiting to be sent are bounded, so each is still in the page cache when sent.
+        slots = threading.BoundedSemaphore(2 * self.cfg.upload_concurrency)
+        failed: list[BaseException] = []
 
-        def send(i: int) -> tuple[int, str, bytes]:
-            # Each worker streams its own part from the spool file (hashed, then sent): memory
-            # stays a few buffers per worker whatever the part size.
-            with FileSlice(path, i * part_size, min(part_size, size - i * part_size)) as part:
-                digest = part.sha256()
-                r = self.data_client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                                 PartNumber=i + 1, Body=part, ChecksumSHA256=b64(digest),
-                                                 ChecksumAlgorithm="SHA256")
-            return i, r["ETag"], digest
+        def send(i: int, digest: bytes) -> tuple[int, str, bytes]:
+            try:
+                with FileSlice(path, i * part_size, min(part_size, size - i * part_size)) as part:
+                    r = self.data_client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                                     PartNumber=i + 1, Body=part, ChecksumSHA256=b64(digest),
+                                                     ChecksumAlgorithm="SHA256")
+                return i, r["ETag"], digest
+            except BaseException as e:
+                failed.append(e)
+                raise
+            finally:
+                slots.release()
 
         try:
             with ThreadPoolExecutor(max_workers=self.cfg.upload_concurrency) as pool:
-                results = sorted(pool.map(send, range(nparts)))
+                futures = []
+
+                def submit(i: int, digest: bytes) -> None:
+                    slots.acquire()
+                    if failed:  # an outage: stop reading, report the part's error
+                        slots.release()
+                        raise failed[0]
+                    futures.append(pool.submit(send, i, digest))
+                whole = hash_parts(path, part_size, submit)
+                if whole != sha256:
+                    raise SourceMismatch(f"{path.name} hashes to {whole}, not the evidence hash {sha256}; "
+                                         "upload aborted, nothing stored")
+                results = sorted(f.result() for f in futures)
             parts = [{"PartNumber": i + 1, "ETag": etag, "ChecksumSHA256": b64(d)} for i, etag, d in results]
             r = self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
                                                       MultipartUpload={"Parts": parts})

@@ -271,3 +271,11 @@ def test_sidecar_is_kept_with_its_recording(make_app, sqlite_url: str, tmp_path:
         m = s.execute(select(Media).where(Media.original_name == clip.name)).scalar_one()
         assert m.meta["sidecar"] == "案件编号 AJ-2026-00017\n"
         assert m.meta["sidecar_file"].endswith(".TXT")
+
+
+def test_spool_copy_damaged_before_upload_is_copied_again(make_app, sqlite_url: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch, ffmpeg_ok: None) -> None:
+    from tests.spool_damage import damage_then_redock
+
+    app = make_app(catalog_url=sqlite_url)
+    damage_then_redock(app, gat(tmp_path), lambda size: True, monkeypatch, tmp_path / "spool")

@@ -7,6 +7,7 @@ import base64
 import hashlib
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from indexer.catalog.models import DockSession, Media, OffloadItem
@@ -84,8 +85,6 @@ def test_store_refuses_a_body_its_checksum_does_not_match(make_app, sqlite_url: 
     the store itself must refuse bytes that differ from the checksum, single put and multipart."""
     import os
 
-    import pytest
-
     from custody.errors import StorageIntegrityError
     from storage import s3
 
@@ -97,7 +96,31 @@ def test_store_refuses_a_body_its_checksum_does_not_match(make_app, sqlite_url: 
     threshold = app.settings.storage.multipart_threshold_bytes
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(threshold + 4096))
-    monkeypatch.setattr(s3.FileSlice, "sha256", lambda self, chunk=0: hashlib.sha256(b"not this part").digest())
+    real_hash_parts = s3.hash_parts
+
+    def wrong_part_digests(path, part_size, on_part, chunk=8 * 1024 * 1024):  # noqa: ANN001, ANN202
+        real_hash_parts(path, part_size, lambda i, d: on_part(i, hashlib.sha256(b"not this part").digest()), chunk)
+        return hashlib.sha256(big.read_bytes()).hexdigest()  # the whole file itself is fine
+    monkeypatch.setattr(s3, "hash_parts", wrong_part_digests)
     with pytest.raises(StorageIntegrityError):
         app.store.put_file("media/big", big, hashlib.sha256(big.read_bytes()).hexdigest(), big.stat().st_size)
     assert app.store.head("media/small") is None and app.store.head("media/big") is None
+
+
+@pytest.mark.parametrize("multipart", [False, True])
+def test_spool_copy_damaged_before_upload_never_reaches_s3(make_app, sqlite_url: str, seaweed, s3_url: str,
+                                                           tmp_path: Path, monkeypatch, multipart: bool,
+                                                           ffmpeg_ok: None) -> None:  # noqa: ANN001
+    """Single put: the store refuses the body (its checksum is the device's hash).  Multipart:
+    the part checksums would match the damaged copy, so the station proves the whole file
+    against the device's hash before completing the upload."""
+    from tests.spool_damage import damage_then_redock
+
+    app = make_app(catalog_url=sqlite_url, storage_url=s3_url, endpoint=seaweed.endpoint)
+    v = build_volume(tmp_path / "docks" / "cam", SimDevice(kind="dcim", serial="DC9", clips=1, photos=1, audio=0,
+                                                           seconds=1))
+    big = v / "DCIM" / "100MEDIA" / "20260102_101010_0009.MP4"
+    big.write_bytes(next(v.rglob("*.MP4")).read_bytes() + bytes(range(256)) * 50_000)  # > multipart threshold
+    threshold = app.settings.storage.multipart_threshold_bytes
+    pick = (lambda size: size > threshold) if multipart else (lambda size: size <= threshold)
+    damage_then_redock(app, v, pick, monkeypatch, tmp_path / "spool")
