@@ -30,7 +30,7 @@ from ingest.offload import FileChanged, ReadFailed, copy_and_hash, free_bytes
 from ingest.profiles import Identity, IdentityError, Profile, read_identity, recognise
 from ingest.session import open_session, record_unrecognised
 from ingest.sidecar import find_sidecar, read_sidecar
-from ingest.upload import spool_dir, store_item, upload_pending
+from ingest.upload import note_error, spool_dir, store_item, upload_pending
 from ingest.wipe import wipe_session
 
 log = logging.getLogger("custody.ingest")
@@ -121,8 +121,9 @@ def ingest_volume(app: App, volume: Path, *, actor: str | None = None, wipe: boo
     entries = vol.scan(volume)
     profile = recognise(app.profiles, entries)
     if profile is None:
-        return _unrecognised(app, volume, res, actor,
-                             "no device profile matches this volume; left untouched (add a profile in config/devices)")
+        why = "no device profile matches this volume; left untouched (add a profile in config/devices)"
+        cut = next((e.note for e in entries if e.kind == "unscanned" and e.rel == "."), None)
+        return _unrecognised(app, volume, res, actor, f"{cut}; {why}" if cut else why)
     try:
         ident = read_identity(profile, volume, entries)
     except IdentityError as e:
@@ -158,9 +159,26 @@ def _run(app: App, volume: Path, entries: list[vol.Entry], profile: Profile, ide
                           actor=actor)
         sid = ds.id
     res.session = sid
-    media = [e for e in entries if e.kind == "file" and profile.is_media(e.rel)]
-    refused = [e for e in entries if e.kind in ("symlink", "special")]
+    try:
+        return _offload_and_store(app, volume, entries, profile, ident, res, actor, wipe, progress, sid, t0)
+    except Exception as e:  # noqa: BLE001 - one bad volume never takes the daemon down or hangs a session
+        log.exception("%s: offload failed", volume)
+        return _finish_interrupted(app, sid, volume, _media_entries(entries, profile), res,
+                                   f"offload failed: {type(e).__name__}: {e}", actor)
+
+
+def _media_entries(entries: list[vol.Entry], profile: Profile) -> list[vol.Entry]:
+    return [e for e in entries if e.kind == "file" and profile.is_media(e.rel) and not vol.os_litter(e.rel)]
+
+
+def _offload_and_store(app: App, volume: Path, entries: list[vol.Entry], profile: Profile, ident: Identity,
+                       res: IngestResult, actor: str, wipe: bool, progress: Progress, sid: int,
+                       t0: float) -> IngestResult:
+    st = app.settings.station
+    media = _media_entries(entries, profile)
+    refused = [e for e in entries if e.kind in REFUSED_KINDS]
     _record_refused(app, sid, refused, actor, res)
+    _record_unscanned(app, sid, [e for e in entries if e.kind == "unscanned"], actor, res)
     progress("start", {"files": len(media), "bytes": sum(e.size for e in media), "session": sid})
     _set_totals(app, sid, len(media), sum(e.size for e in media))
     interrupted: str | None = None
@@ -210,6 +228,17 @@ def _upload_early(app: App, item_id: int, profile: Profile, actor: str) -> str |
     except StorageIntegrityError as e:
         log.error("integrity error storing item %s: %s", item_id, e)
         return None
+    except Exception as e:  # noqa: BLE001 - one file's fault never stops the others; the item stays in the spool
+        log.exception("storing item %s failed", item_id)
+        note_error(app, item_id, f"{type(e).__name__}: {e}")
+        return None
+
+
+REFUSED_KINDS = {
+    "symlink": "symbolic link: never followed or read",
+    "special": "device/special file: never read",
+    "mount": "another file system is mounted here: never crossed",
+}
 
 
 def _record_refused(app: App, sid: int, refused: list[vol.Entry], actor: str, res: IngestResult) -> None:
@@ -217,12 +246,23 @@ def _record_refused(app: App, sid: int, refused: list[vol.Entry], actor: str, re
         return
     with app.catalog.session() as s:
         for e in refused:
-            why = ("symbolic link: never followed or read" if e.kind == "symlink"
-                   else "device/special file: never read")
+            why = REFUSED_KINDS[e.kind]
             s.add(OffloadItem(session_id=sid, device_path=e.rel, size=None, phase="done", status="refused", reason=why))
             custody_log.record(s, "refused", actor=actor, session_id=sid, outcome="refused",
                                subject=f"device_path:{e.rel}", detail={"reason": why, "kind": e.kind})
             res.files.append(FileResult(e.rel, None, None, "refused", why))
+
+
+def _record_unscanned(app: App, sid: int, unscanned: list[vol.Entry], actor: str, res: IngestResult) -> None:
+    """Folders the scan could not list may hold recordings: the dock is not complete."""
+    if not unscanned:
+        return
+    with app.catalog.session() as s:
+        for e in unscanned:
+            s.add(OffloadItem(session_id=sid, device_path=e.rel, size=None, phase="done", status="skipped",
+                              reason=e.note))
+            custody_log.record(s, "skipped", actor=actor, session_id=sid, outcome="failed",
+                               subject=f"device_path:{e.rel}", detail={"reason": e.note})
 
 
 def _check_spool_space(app: App, need: int) -> None:
@@ -265,12 +305,14 @@ def _offload_one(app: App, volume: Path, sid: int, serial: str, e: vol.Entry, ac
     for attempt in range(st.file_busy_retries + 1):
         age = time.time() - entry.mtime_ns / 1e9
         if age < st.file_stable_seconds:
-            time.sleep(min(st.file_stable_seconds - age, st.file_stable_seconds))
-            entry = _restat(entry)
+            # Recently modified - or stamped in the future by a device clock that runs ahead.
+            # Stable means: unchanged over a wait, whatever the clocks say.
+            time.sleep(st.file_stable_seconds if age < 0 else st.file_stable_seconds - age)
+            before, entry = entry, _restat(entry)
             if entry is None:
                 reason = "file vanished before it could be copied"
                 break
-            young = time.time() - entry.mtime_ns / 1e9 < st.file_stable_seconds
+            young = (entry.size, entry.mtime_ns, entry.inode) != (before.size, before.mtime_ns, before.inode)
             if young and attempt < st.file_busy_retries:
                 continue
             if young:

@@ -24,13 +24,15 @@ def _tail(text: str, n: int = 300) -> str:
 
 
 def check_av(path: Path, kind: str) -> Check:
+    """ffprobe, then decode the last seconds.  The tools' messages name the station's spool
+    file; that path means nothing to a reviewer, so it is replaced by "<recording>"."""
     try:
         r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name:format=duration",
                             "-of", "json", str(path)], capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return Check(False, "ffprobe timed out")
     if r.returncode != 0:
-        return Check(False, f"ffprobe: {_tail(r.stderr)}")
+        return Check(False, f"ffprobe: {_tail(_unspool(r.stderr, path))}")
     info = json.loads(r.stdout or "{}")
     types = {s.get("codec_type") for s in info.get("streams", [])}
     want = "video" if kind == "video" else "audio"
@@ -43,11 +45,15 @@ def check_av(path: Path, kind: str) -> Check:
     except subprocess.TimeoutExpired:
         return Check(False, "decode check timed out")
     if d.returncode != 0:
-        return Check(False, f"ffmpeg decode: {_tail(d.stderr)}")
+        return Check(False, f"ffmpeg decode: {_tail(_unspool(d.stderr, path))}")
     bad = [ln for ln in d.stderr.splitlines() if any(w in ln.lower() for w in ("invalid", "corrupt", "error", "truncat"))]
     if bad:
-        return Check(False, f"ffmpeg decode: {_tail(chr(10).join(bad))}")
+        return Check(False, f"ffmpeg decode: {_tail(_unspool(chr(10).join(bad), path))}")
     return Check(True)
+
+
+def _unspool(text: str, path: Path) -> str:
+    return text.replace(str(path), "<recording>")
 
 
 def check_photo(path: Path) -> Check:
@@ -55,8 +61,12 @@ def check_photo(path: Path) -> Check:
         with Image.open(path) as im:
             im.load()  # full decode: a truncated JPEG raises here
         return Check(True)
+    except Image.DecompressionBombError as e:  # a header claiming gigapixels: damaged, not decoded
+        return Check(False, f"image decode refused: {_unspool(str(e), path)}")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        return Check(False, f"image decode: {e}")
+        return Check(False, f"image decode: {_unspool(str(e), path)}")
+    except Exception as e:  # noqa: BLE001 - a decoder fault on hostile bytes is a flag, never a crash
+        return Check(False, f"image decode failed: {type(e).__name__}: {_unspool(str(e), path)}")
 
 
 def check(path: Path, kind: str, size: int) -> Check:

@@ -46,7 +46,9 @@ def read_sidecar(e: Entry) -> dict | None:
     content: object = text
     if e.rel.lower().endswith(".json"):
         try:
-            content = json.loads(text)
-        except json.JSONDecodeError:
-            pass
+            parsed = json.loads(text)
+            json.dumps(parsed, ensure_ascii=False).encode("utf-8")  # lone surrogates: keep the text
+            content = parsed
+        except (ValueError, RecursionError, UnicodeError):
+            pass  # not JSON we can keep as structure (malformed, absurdly nested): kept as text
     return {"file": e.rel, "content": content}

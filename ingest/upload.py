@@ -67,16 +67,45 @@ def initial_times(item: OffloadItem, ds: DockSession, profile: Profile | None) -
     info = profile.parse_name(item.device_path) if profile else None
     out: dict = {"clock_offset_seconds": offset, "clock_offset_source": ds.clock_offset_source}
     if info and info.start is not None:
-        out.update(device_start_text=info.start_text, device_start=info.start, time_source="filename",
-                   recorded_start=info.start - timedelta(seconds=offset or 0))
+        # The reading as text always; as an instant only when it is one (year 1 or 9999 is not).
+        out.update(device_start_text=info.start_text, device_start=_plausible(info.start), time_source="filename",
+                   recorded_start=_corrected(info.start, offset))
     elif item.mtime_ns:
-        mt = datetime.fromtimestamp(item.mtime_ns / 1e9, tz=timezone.utc)
-        out.update(device_start_text=mt.isoformat(), device_start=mt, time_source="mtime",
-                   recorded_start=mt - timedelta(seconds=offset or 0))
+        mt = _from_ns(item.mtime_ns)
+        if mt is not None:
+            out.update(device_start_text=mt.isoformat(), device_start=mt, time_source="mtime",
+                       recorded_start=_corrected(mt, offset))
     if info:
         out["important"] = info.important
         out["name_officer"] = info.officer
     return out
+
+
+# Instants the catalog keeps: anything outside is a broken clock, not a time (and would overflow).
+PLAUSIBLE = (datetime(1970, 1, 2, tzinfo=timezone.utc), datetime(2100, 12, 31, tzinfo=timezone.utc))
+
+
+def _plausible(t: datetime | None) -> datetime | None:
+    if t is None:
+        return None
+    aware = t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if PLAUSIBLE[0] <= aware <= PLAUSIBLE[1] else None
+
+
+def _corrected(device_time: datetime, offset: float | None) -> datetime | None:
+    """Device time minus the measured clock error; None when that is no time at all (the
+    indexer then works the time out from the container, EXIF or file time)."""
+    try:
+        return _plausible(device_time - timedelta(seconds=offset or 0))
+    except OverflowError:
+        return None
+
+
+def _from_ns(ns: int) -> datetime | None:
+    try:
+        return _plausible(datetime.fromtimestamp(ns / 1e9, tz=timezone.utc))
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def store_item(app: App, item_id: int, profile: Profile | None, actor: str) -> Outcome:
@@ -202,7 +231,7 @@ def _record_stored(app: App, item_id: int, checksum: str, kind: str, chk: quickc
                 officer_id=officer.id if officer else None, officer_badge=badge, unit_code=ds.unit_code,
                 first_session_id=ds.id, original_path=item.device_path,
                 original_name=item.device_path.rsplit("/", 1)[-1],
-                original_mtime=datetime.fromtimestamp(item.mtime_ns / 1e9, tz=timezone.utc) if item.mtime_ns else None,
+                original_mtime=_from_ns(item.mtime_ns) if item.mtime_ns else None,
                 meta={"sidecar": item.sidecar["content"], "sidecar_file": item.sidecar["file"]} if item.sidecar else {},
                 flags=flags + marks, flag_reasons=reasons, docked_at=ds.started_at, stored_at=now, verified_at=now,
                 **times)
@@ -257,15 +286,18 @@ def upload_pending(app: App, actor: str, session_ids: list[int] | None = None) -
             store_item(app, item_id, profiles.get(pname or ""), actor)
             done += 1
         except StorageUnavailable as e:
-            _note_error(app, item_id, str(e))
+            note_error(app, item_id, str(e))
             return done, str(e)
         except StorageIntegrityError as e:
-            _note_error(app, item_id, str(e))
+            note_error(app, item_id, str(e))
             log.error("integrity error storing item %s: %s", item_id, e)
+        except Exception as e:  # noqa: BLE001 - one file's fault never stops the others; it stays in the spool
+            log.exception("storing item %s failed", item_id)
+            note_error(app, item_id, f"{type(e).__name__}: {e}")
     return done, None
 
 
-def _note_error(app: App, item_id: int, err: str) -> None:
+def note_error(app: App, item_id: int, err: str) -> None:
     with app.catalog.session() as s:
         it = s.get(OffloadItem, item_id)
         if it is not None:

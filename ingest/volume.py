@@ -18,21 +18,36 @@ MAX_ENTRIES = 200_000
 class Entry:
     rel: str  # display form, '/'-separated, relative to the volume (data, never a path to build on)
     abspath: bytes  # the real path for opening (bytes: survives any encoding)
-    kind: str  # file|symlink|special|dir
+    kind: str  # file|symlink|special|mount|unscanned
     size: int
     mtime_ns: int
     inode: int
     dev: int
+    note: str | None = None  # why a folder was not listed (kind "unscanned")
+
+
+# macOS and Windows write these beside real files when a device is browsed: never recordings.
+OS_LITTER_PREFIXES = ("._",)
+OS_LITTER_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
+def os_litter(rel: str) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return name.startswith(OS_LITTER_PREFIXES) or name in OS_LITTER_NAMES
 
 
 def display_name(raw: bytes) -> str:
-    return raw.decode("utf-8", "backslashreplace")
+    """One text per name and never two names for one text: a literal backslash is doubled and
+    a byte that is not UTF-8 becomes \\xNN, so `\xff` typed in a name and a raw 0xFF differ."""
+    return raw.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
 
 
 def scan(volume: Path) -> list[Entry]:
     """All entries below `volume` (files, symlinks, special files).  Directories are walked
     only when they are real directories on the same file system (a mount point or link
-    inside a volume could lead anywhere)."""
+    inside a volume could lead anywhere).  Nothing is left out silently: a folder that cannot
+    be read, one nested too deep and a volume too large to list come back as "unscanned"
+    entries with the reason, and a mount point as a "mount" entry."""
     root = os.fsencode(os.path.abspath(volume))
     root_st = os.lstat(root)
     out: list[Entry] = []
@@ -41,36 +56,51 @@ def scan(volume: Path) -> list[Entry]:
         path, rel, depth = stack.pop()
         try:
             it = os.scandir(path)
-        except OSError:
+        except OSError as e:
+            out.append(_unscanned(rel, path, f"folder could not be read ({e.strerror or e}); not offloaded"))
             continue
         with it:
             for de in it:
                 r = rel + b"/" + de.name if rel else de.name
                 try:
                     st = de.stat(follow_symlinks=False)
-                except OSError:
+                except OSError as e:
+                    out.append(_unscanned(r, de.path, f"could not be examined ({e.strerror or e}); not offloaded"))
                     continue
                 mode = st.st_mode
                 if stat.S_ISLNK(mode):
                     kind = "symlink"
                 elif stat.S_ISDIR(mode):
-                    if depth < MAX_DEPTH and st.st_dev == root_st.st_dev:
+                    if st.st_dev != root_st.st_dev:
+                        kind = "mount"
+                    elif depth + 1 > MAX_DEPTH:
+                        out.append(_unscanned(r, de.path, f"nested deeper than {MAX_DEPTH} folders; not offloaded"))
+                        continue
+                    else:
                         stack.append((de.path, r, depth + 1))
-                    continue
+                        continue
                 elif stat.S_ISREG(mode):
                     kind = "file"
                 else:
                     kind = "special"
                 out.append(Entry(display_name(r), de.path, kind, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
                 if len(out) >= MAX_ENTRIES:
+                    out.append(_unscanned(b"", root, f"the volume holds more than {MAX_ENTRIES} entries; "
+                                          "listing stopped, the rest is not offloaded"))
                     return sorted(out, key=lambda e: e.rel)
     return sorted(out, key=lambda e: e.rel)
+
+
+def _unscanned(rel: bytes, path: bytes, why: str) -> Entry:
+    return Entry(display_name(rel) or ".", path, "unscanned", 0, 0, 0, 0, why)
 
 
 def signature(volume: Path) -> tuple[int, int, int]:
     """(entries, total bytes, newest mtime): unchanged for a while means the volume settled."""
     n = total = newest = 0
     for e in scan(volume):
+        if e.kind == "unscanned":
+            continue
         n += 1
         total += e.size
         newest = max(newest, e.mtime_ns)

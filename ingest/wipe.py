@@ -2,12 +2,15 @@
 
 A file is wiped only when: its item is stored (or a verified duplicate), the media row
 records a verification, the store still confirms the object, and the device file is
-byte-for-byte the one copied (same inode, size and modification time).
+byte-for-byte the one copied: same inode, size and modification time, and - read once more
+and hashed - the same SHA-256 (a file rewritten in place with its time put back is caught).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import stat
 from pathlib import Path
 
 from sqlalchemy import select
@@ -18,6 +21,7 @@ from indexer.catalog.models import Media, OffloadItem
 from ingest.volume import Entry
 
 log = logging.getLogger("custody.wipe")
+CHUNK = 4 * 1024 * 1024
 
 
 def wipe_session(app: App, sid: int, volume: Path, entries: dict[str, Entry], actor: str) -> int:
@@ -44,6 +48,9 @@ def wipe_session(app: App, sid: int, volume: Path, entries: dict[str, Entry], ac
         if (st.st_ino, st.st_size, st.st_mtime_ns) != (inode, size, mtime_ns) or size != msize:
             log.warning("not wiping %s: the device file changed since it was copied", rel)
             continue
+        if _device_sha256(e.abspath, inode) != sha:
+            log.warning("not wiping %s: its bytes are no longer the ones stored", rel)
+            continue
         os.unlink(e.abspath)
         _fsync_parent(e.abspath)
         with app.catalog.session() as s:
@@ -53,6 +60,28 @@ def wipe_session(app: App, sid: int, volume: Path, entries: dict[str, Entry], ac
                                detail={"device_path": rel, "verified_key": key})
         wiped += 1
     return wiped
+
+
+def _device_sha256(path: bytes, inode: int | None) -> str | None:
+    """Hash the device file as it is now (no link followed, same file as copied); None on doubt."""
+    h = hashlib.sha256()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (inode is not None and st.st_ino != inode):
+            return None
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := os.readv(fd, [buf]):
+            h.update(view[:n])
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return h.hexdigest()
 
 
 def _fsync_parent(path: bytes) -> None:

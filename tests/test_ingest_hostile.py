@@ -1,0 +1,169 @@
+"""Volumes nobody planned for: every file is accounted for, nothing changed is wiped, one bad
+file never stops the others, and nothing crashes the run."""
+from __future__ import annotations
+
+import io
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from indexer.catalog.models import DockSession, OffloadItem
+from ingest import quickcheck
+from ingest import volume as vol
+from ingest.pipeline import ingest_volume
+from ingest.simulate import SimDevice, build_volume
+from ingest.upload import _corrected
+from tests.helpers_ingest import by_name
+
+
+def gat(tmp_path: Path, **kw) -> Path:
+    return build_volume(tmp_path / "docks" / "cam", SimDevice(kind="gat947", serial="A100001", clips=1, photos=1,
+                                                              audio=0, seconds=1, **kw))
+
+
+def media_dir(v: Path) -> Path:
+    return next(v.rglob("*.MP4")).parent
+
+
+def test_folders_not_listed_are_reported_and_the_dock_is_not_complete(make_app, sqlite_url: str, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      ffmpeg_ok: None) -> None:
+    app = make_app(catalog_url=sqlite_url)
+    v = gat(tmp_path)
+    deep = v / "DCIM"
+    for i in range(vol.MAX_DEPTH + 2):
+        deep = deep / f"d{i}"
+    deep.mkdir(parents=True)
+    (deep / "A100001_310001_20260101080000_0009.MP4").write_bytes(next(v.rglob("*.MP4")).read_bytes())
+    res = ingest_volume(app, v, wipe=True)
+    j = res.to_json()
+    assert res.state == "incomplete" and not res.ok, j
+    skipped = [f for f in j["files"] if f["status"] == "skipped"]
+    assert len(skipped) == 1 and "nested deeper than" in skipped[0]["reason"], j
+    assert j["counts"]["stored"] == 2 and res.wiped == 2  # the rest went through
+    assert (deep / "A100001_310001_20260101080000_0009.MP4").exists()
+    # A volume too large to list is said to be so, never taken for complete.
+    monkeypatch.setattr(vol, "MAX_ENTRIES", 3)
+    again = ingest_volume(app, gat(tmp_path / "big"))
+    assert again.state in ("incomplete", "unrecognised") and "listing stopped" in json_text(again.to_json())
+
+
+def json_text(j: dict) -> str:
+    import json
+    return json.dumps(j, ensure_ascii=False)
+
+
+def test_names_that_look_alike_stay_two_files(make_app, sqlite_url: str, tmp_path: Path, ffmpeg_ok: None) -> None:
+    app = make_app(catalog_url=sqlite_url)
+    v = gat(tmp_path)
+    d = media_dir(v)
+    (d / "\\xff.MP4").write_bytes(os.urandom(5000))  # the four characters \ x f f
+    with open(os.fsencode(d) + b"/\xff.MP4", "wb") as f:  # one raw byte 0xFF
+        f.write(os.urandom(6000))
+    res = ingest_volume(app, v)
+    names = by_name(res.to_json())
+    assert "\\\\xff.MP4" in names and "\\xff.MP4" in names, names
+    assert names["\\\\xff.MP4"]["size"] == 5000 and names["\\xff.MP4"]["size"] == 6000
+
+
+def test_future_timestamps_and_os_litter(make_app, sqlite_url: str, tmp_path: Path, ffmpeg_ok: None) -> None:
+    """A device clock far ahead stamps files in the future: they are stable, not 'being written'.
+    macOS `._` files written when someone browsed the card are not recordings."""
+    app = make_app(catalog_url=sqlite_url)
+    v = gat(tmp_path)
+    clip = next(v.rglob("*.MP4"))
+    ahead = datetime.now(timezone.utc).timestamp() + 8 * 3600
+    os.utime(clip, (ahead, ahead))
+    (clip.parent / f"._{clip.name}").write_bytes(b"\x00\x05\x16\x07" + os.urandom(4000))
+    res = ingest_volume(app, v)
+    j = res.to_json()
+    assert res.state == "complete", j
+    assert by_name(j)[clip.name]["status"] == "stored"
+    assert f"._{clip.name}" not in by_name(j)
+
+
+def test_device_file_rewritten_in_place_is_not_wiped(make_app, sqlite_url: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch, ffmpeg_ok: None) -> None:
+    import ingest.pipeline as pipeline
+
+    app = make_app(catalog_url=sqlite_url)
+    v = gat(tmp_path)
+    clip = next(v.rglob("*.MP4"))
+    real = pipeline.wipe_session
+
+    def rewrite_then_wipe(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        st = clip.stat()
+        with open(clip, "r+b") as f:  # same size, same inode, time put back: only the bytes differ
+            f.seek(100)
+            f.write(b"tampered")
+        os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns))
+        return real(*a, **k)
+    monkeypatch.setattr(pipeline, "wipe_session", rewrite_then_wipe)
+    res = ingest_volume(app, v, wipe=True)
+    assert res.wiped == 1 and clip.exists(), res.to_json()  # the photo went, the rewritten clip stayed
+
+
+def test_one_file_failing_to_store_does_not_stop_the_others(make_app, sqlite_url: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch, ffmpeg_ok: None) -> None:
+    app = make_app(catalog_url=sqlite_url)
+    v = gat(tmp_path)
+    real = quickcheck.check
+
+    def explode(path: Path, kind: str, size: int) -> quickcheck.Check:
+        if kind == "video":
+            raise RuntimeError("decoder fault")
+        return real(path, kind, size)
+    monkeypatch.setattr(quickcheck, "check", explode)
+    res = ingest_volume(app, v, wipe=True)
+    j = res.to_json()
+    assert res.state == "incomplete" and j["counts"]["stored"] == 1 and j["counts"]["skipped"] == 1, j
+    assert res.wiped == 1 and next(v.rglob("*.MP4")).exists()
+    with app.catalog.session() as s:
+        assert s.get(DockSession, res.session).state == "incomplete"
+        item = s.execute(select(OffloadItem).where(OffloadItem.phase == "copied")).scalar_one()
+        assert "decoder fault" in item.last_error
+
+
+def test_unexpected_failure_closes_the_session(make_app, sqlite_url: str, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch, ffmpeg_ok: None) -> None:
+    import ingest.pipeline as pipeline
+
+    app = make_app(catalog_url=sqlite_url)
+    v = gat(tmp_path)
+    monkeypatch.setattr(pipeline, "find_sidecar", lambda *a: (_ for _ in ()).throw(MemoryError("boom")))
+    res = ingest_volume(app, v)
+    assert res.state == "incomplete" and "offload failed: MemoryError" in res.message
+    assert all(f["status"] == "skipped" for f in res.to_json()["files"]) and res.to_json()["files"]
+    with app.catalog.session() as s:
+        assert s.get(DockSession, res.session).state == "incomplete"  # never left "offloading"
+
+
+def test_hostile_photo_and_sidecar_are_data(make_app, sqlite_url: str, tmp_path: Path, ffmpeg_ok: None) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buf, "JPEG")
+    data = bytearray(buf.getvalue())
+    i = data.index(b"\xff\xc0")  # start of frame: height and width follow the precision byte
+    data[i + 5:i + 9] = b"\xff\xff\xff\xff"
+    bomb = tmp_path / "bomb.JPG"
+    bomb.write_bytes(bytes(data))
+    chk = quickcheck.check(bomb, "photo", len(data))
+    assert not chk.ok and "image decode" in chk.reason and str(tmp_path) not in chk.reason
+
+    app = make_app(catalog_url=sqlite_url)
+    v = gat(tmp_path / "vol")
+    clip = next(v.rglob("*.MP4"))
+    clip.with_suffix(".json").write_text("[" * 30000 + "]" * 30000)
+    res = ingest_volume(app, v)
+    assert res.state == "complete", res.to_json()
+
+
+def test_time_correction_never_overflows() -> None:
+    far = datetime(9999, 12, 31, 23, 0, tzinfo=timezone.utc)
+    assert _corrected(far, -7200) is None
+    assert _corrected(datetime(1, 1, 1, 8, tzinfo=timezone.utc), 3600) is None
+    now = datetime(2026, 11, 28, 8, tzinfo=timezone.utc)
+    assert _corrected(now, 420) == datetime(2026, 11, 28, 7, 53, tzinfo=timezone.utc)
