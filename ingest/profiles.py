@@ -6,7 +6,7 @@ which globs hold media, and an optional file-name pattern.  See README "Device p
 """
 from __future__ import annotations
 
-import configparser
+import codecs
 import json
 import os
 import re
@@ -25,6 +25,12 @@ from ingest.globs import any_match
 from ingest.volume import Entry
 
 IDENTITY_MAX_BYTES = 1024 * 1024
+IDENTITY_VALUE_MAX = 200  # a serial or badge is short; a longer value is hostile or garbage
+# Plausible device clock readings (wall time).  A camera whose battery ran flat restarts near
+# 1970/2000, which is a real (wrong) reading; years like 0001 or 9999 are not, and 9999 overflows
+# once an offset is applied.
+CLOCK_MIN = datetime(1970, 1, 1)
+CLOCK_MAX = datetime(2100, 12, 31, 23, 59, 59, 999999)
 
 MEDIA_KINDS: dict[str, str] = {
     **dict.fromkeys(["mp4", "mov", "avi", "mkv", "ts", "mts", "3gp", "m4v", "h264", "h265", "asf", "wmv"], "video"),
@@ -121,12 +127,24 @@ class Profile(_M):
                         important=bool(g.get("important")))
         if g.get("start"):
             info.start_text = g["start"]
-            try:
-                naive = datetime.strptime(g["start"], self.filename.time_format)
-                info.start = naive.replace(tzinfo=parse_utc_offset(self.filename.timezone))
-            except ValueError:
-                info.start = None  # a name that looks right but carries no real time
+            info.start = _name_time(g["start"], self.filename.time_format, self.filename.timezone)
         return info
+
+
+def _name_time(text: str, fmt: str, tz: str) -> datetime | None:
+    """A file-name time, or None when the name looks right but carries no real/plausible time."""
+    try:
+        naive = datetime.strptime(text, fmt)
+    except (ValueError, OverflowError):
+        return None
+    if _plausible(naive) is None:
+        return None  # e.g. 99991231235959: not a time the device can have written
+    return naive.replace(tzinfo=parse_utc_offset(tz))
+
+
+def _plausible(dt: datetime) -> datetime | None:
+    """`dt` if its wall time lies in CLOCK_MIN..CLOCK_MAX, else None ("unknown", never a guess)."""
+    return dt if CLOCK_MIN <= dt.replace(tzinfo=None) <= CLOCK_MAX else None
 
 
 @dataclass
@@ -160,6 +178,17 @@ class IdentityError(Exception):
 
 # --------------------------------------------------------------------------- identity formats
 def _decode(data: bytes) -> str:
+    """Text of an identity file.  A UTF-16 BOM is an explicit declaration (some Windows-built
+    firmware writes one); otherwise utf-8, then gb18030 (Chinese firmware), then latin-1, which
+    never fails.  NULs are dropped: firmware pads files with them."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = data.decode("utf-16", "replace")  # the BOM picks the byte order
+    else:
+        text = _decode_8bit(data)
+    return text.replace("\x00", "")
+
+
+def _decode_8bit(data: bytes) -> str:
     for enc in ("utf-8-sig", "gb18030"):
         try:
             return data.decode(enc)
@@ -169,14 +198,53 @@ def _decode(data: bytes) -> str:
 
 
 def parse_ini(text: str, section: str | None) -> dict[str, str]:
-    cp = configparser.ConfigParser(interpolation=None, strict=False)
-    cp.optionxform = str  # keep key case (DeviceSN)
-    cp.read_string(text)
-    if section:
-        if not cp.has_section(section):
-            raise IdentityError(f"section [{section}] not found")
-        return dict(cp.items(section))
-    return {k: v for s in cp.sections() for k, v in cp.items(s)}
+    """A tolerant INI reader (configparser refuses what device firmware really writes).
+
+    Section names match case-insensitively; keys keep their case; the last duplicate wins;
+    lines that are neither a section, a key (`=` or `:`) nor a comment are ignored; indented
+    lines are keys, never continuations.  A file with no section header at all is read as if
+    every key were in the wanted section."""
+    sections: dict[str | None, dict[str, str]] = {}
+    current: str | None = None  # keys before any header
+    for line in re.split(r"\r\n|\r|\n", text):  # CRLF, LF and old-Mac CR line ends
+        s = line.strip()
+        if not s or s.startswith((";", "#", "//")):
+            continue
+        if s.startswith("[") and "]" in s:
+            current = s[1:s.index("]")].strip().lower()
+            sections.setdefault(current, {})
+            continue
+        kv = _ini_pair(s)
+        if kv:
+            sections.setdefault(current, {})[kv[0]] = kv[1]
+    return _ini_pick(sections, section)
+
+
+def _ini_pick(sections: dict[str | None, dict[str, str]], section: str | None) -> dict[str, str]:
+    if not section:
+        return {k: v for keys in sections.values() for k, v in keys.items()}
+    if all(name is None for name in sections):
+        return sections.get(None, {})  # no header at all: the keys are the device's
+    if section.lower() not in sections:
+        raise IdentityError(f"section [{section}] not found")
+    return sections[section.lower()]
+
+
+def _ini_pair(s: str) -> tuple[str, str] | None:
+    """(key, value) of a stripped line, split at the first '=' or ':' (as configparser did)."""
+    cut = [i for i in (s.find("="), s.find(":")) if i > 0]
+    if not cut:
+        return None  # a stray line (`// note`, junk): not data
+    key, val = s[:min(cut)].strip(), s[min(cut) + 1:].strip()
+    return key, _ini_value(val)
+
+
+def _ini_value(val: str) -> str:
+    """`"A6" ; c` -> A6, `A5 ; serial` -> A5, `A#5` -> A#5 (a comment needs whitespace before it)."""
+    if val[:1] in ('"', "'") and (end := val.find(val[0], 1)) > 0:
+        return val[1:end]
+    m = re.search(r"\s[;#]", val)
+    return (val[:m.start()] if m else val).strip()
 
 
 def parse_properties(text: str) -> dict[str, str]:
@@ -239,18 +307,22 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, str]:
 
 
 def parse_clock(text: str | None, fmt: str, tz: str) -> datetime | None:
+    """The device clock reading, zone-aware, or None when unreadable or implausible."""
     if not text:
         return None
     t = text.strip()
+    if re.fullmatch(r"[0-9]{10}", t):
+        # Ten bare digits are epoch seconds; read as a compact date, 1798560000 would be 1798.
+        return _plausible(datetime.fromtimestamp(int(t), timezone.utc))
     dt: datetime | None = None
     for f in (fmt, "iso", "%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S", "%Y/%m/%d %H:%M:%S"):
         try:
             dt = datetime.fromisoformat(t.replace("Z", "+00:00")) if f == "iso" else datetime.strptime(t, f)
             break
-        except ValueError:
+        except (ValueError, OverflowError):
             continue
-    if dt is None:
-        return None  # an unreadable clock is "unknown", never a guess
+    if dt is None or _plausible(dt) is None:
+        return None  # an unreadable or impossible clock is "unknown", never a guess
     return dt if dt.tzinfo else dt.replace(tzinfo=parse_utc_offset(tz))
 
 
@@ -263,7 +335,24 @@ def read_identity(profile: Profile, volume: Path, entries: list[Entry]) -> Ident
     if ent.kind != "file":
         raise IdentityError(f"identity file {ent.rel} is a {ent.kind}; refused unread")
     data = _read_small_regular(ent.abspath)
-    text = _decode(data)
+    raw = _parse_identity(spec, _decode(data), ent.rel)
+    any_case = spec.format == "ini"  # INI keys are case-insensitive on the firmware's side too
+    serial = _field(raw, spec.serial, any_case) or ""
+    if not serial.replace("\ufffd", "").strip():
+        raise IdentityError(f"identity file {ent.rel} has no usable {spec.serial}")
+
+    def f(key: str | None) -> str | None:
+        return _field(raw, key, any_case)
+
+    clock_text = f(spec.clock)
+    return Identity(serial=serial, officer=f(spec.officer), unit=f(spec.unit), vendor=f(spec.vendor),
+                    model=f(spec.model), firmware=f(spec.firmware), clock_text=clock_text,
+                    clock=parse_clock(clock_text, spec.clock_format, spec.clock_timezone), raw=raw, path=ent.rel)
+
+
+def _parse_identity(spec: IdentitySpec, text: str, rel: str) -> dict[str, str]:
+    """The file's key/value pairs, cleaned.  Bad content only ever raises IdentityError: the
+    pipeline records an unrecognised volume for that, anything else would crash the run."""
     try:
         if spec.format == "ini":
             raw = parse_ini(text, spec.section)
@@ -273,19 +362,28 @@ def read_identity(profile: Profile, volume: Path, entries: list[Entry]) -> Ident
             raw = parse_properties(text)
         else:
             raw = parse_keyvalue(text)
-    except (configparser.Error, json.JSONDecodeError, ValueError) as e:
-        raise IdentityError(f"identity file {ent.rel}: {e}") from e
-    serial = (raw.get(spec.serial) or "").strip()
-    if not serial:
-        raise IdentityError(f"identity file {ent.rel} has no {spec.serial}")
+        return {_clean(k): _clean(v) for k, v in raw.items()}
+    except RecursionError as e:
+        raise IdentityError(f"identity file {rel} is nested too deeply to read") from e
+    except (ValueError, UnicodeError) as e:  # JSONDecodeError is a ValueError
+        raise IdentityError(f"identity file {rel}: {e}") from e
 
-    def f(key: str | None) -> str | None:
-        return (raw.get(key) or "").strip() or None if key else None
 
-    clock_text = f(spec.clock)
-    return Identity(serial=serial, officer=f(spec.officer), unit=f(spec.unit), vendor=f(spec.vendor),
-                    model=f(spec.model), firmware=f(spec.firmware), clock_text=clock_text,
-                    clock=parse_clock(clock_text, spec.clock_format, spec.clock_timezone), raw=raw, path=ent.rel)
+def _clean(s: str) -> str:
+    """Valid text that encodes to UTF-8, at most IDENTITY_VALUE_MAX characters.  `\\uD800`
+    escapes (JSON, properties) yield lone surrogates that later crash str.encode and SQLite:
+    a lone one becomes U+FFFD (the value stays data), an escaped pair is joined."""
+    s = s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return s.replace("\x00", "")[:IDENTITY_VALUE_MAX]
+
+
+def _field(raw: dict[str, str], key: str | None, any_case: bool) -> str | None:
+    if not key:
+        return None
+    val = raw.get(key)
+    if val is None and any_case:  # firmware writes `devicesn=` as well as `DeviceSN=`
+        val = next((v for k, v in raw.items() if k.lower() == key.lower()), None)
+    return (val or "").strip() or None
 
 
 def _read_small_regular(path: bytes) -> bytes:

@@ -2,14 +2,15 @@
 profile, and volumes that match nothing."""
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from custody.settings import SHIPPED_CONFIG_DIR
 from ingest import volume as vol
-from ingest.profiles import load_profiles, parse_properties, read_identity, recognise
+from ingest.profiles import Identity, IdentityError, load_profiles, parse_properties, read_identity, recognise
 from ingest.simulate import CST, SimDevice, build_volume
 
 PROFILES = load_profiles(SHIPPED_CONFIG_DIR / "devices")
@@ -105,3 +106,103 @@ def test_identity_symlink_is_refused_unread(tmp_path: Path) -> None:
     p = recognise(PROFILES, entries)
     # the marker is a link, not a file: nothing recognises the volume through it
     assert p is None or p.name != "dcim_camera"
+
+
+# --------------------------------------------------------------------------- hostile / sloppy identity files
+IDENTITY_PATHS = {"gat947": "SYSTEM/DEVICE.INI", "dcim_camera": "MISC/device.json",
+                  "android_terminal": "Android/data/cn.gov.mps.mdt/files/terminal.properties"}
+
+
+def _read(tmp_path: Path, profile: str, data: bytes) -> Identity:
+    """Write `data` as the profile's identity file on a fresh volume and read it back."""
+    v = tmp_path / "v"
+    f = v / IDENTITY_PATHS[profile]
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_bytes(data)
+    p = next(p for p in PROFILES if p.name == profile)
+    return read_identity(p, v, vol.scan(v))
+
+
+@pytest.mark.parametrize("data,serial,officer", [
+    (b"[DEVICE]\r\nDeviceSN=A5 ; serial number\r\nPoliceNo=310001 # badge\r\nModel=M#5\r\n", "A5", "310001"),
+    (b'[DEVICE]\r\nDeviceSN="A6"\r\nPoliceNo="310001" ; quoted\r\n', "A6", "310001"),
+    (b"[DEVICE]\r\nDeviceSN=A12\r\nPoliceNo=310001\r\n\0\0\0\0", "A12", "310001"),
+    (b"[DEVICE]\r\nDeviceSN=A8\r\n// DeviceSN=WRONG\r\n// build 2024 note\r\nPoliceNo=310001\r\n", "A8", "310001"),
+    (b"[device]\r\ndevicesn=A7\r\npoliceno=310001\r\n", "A7", "310001"),
+    (b"DeviceSN=A9\r\nPoliceNo=310001\r\n", "A9", "310001"),
+    (b"[DEVICE]\rDeviceSN=A11\rPoliceNo=310001\r", "A11", "310001"),
+    (b"[DEVICE]\r\nVendor=X\r\n   DeviceSN=A4b\r\n   PoliceNo=310001\r\n", "A4b", "310001"),
+    (b"[DEVICE]\nDeviceSN=OLD\nPoliceNo=1\n[device]\nDeviceSN=A14\nPoliceNo=310001\n", "A14", "310001"),
+    (b"\xff\xfe" + "[DEVICE]\r\nDeviceSN=A13\r\nPoliceNo=310001\r\n".encode("utf-16-le"), "A13", "310001"),
+    (b"\xfe\xff" + "[DEVICE]\r\nDeviceSN=A15\r\nPoliceNo=310001\r\n".encode("utf-16-be"), "A15", "310001"),
+], ids=["inline-comment", "quoted", "nul-padding", "junk-and-slash-comment", "lowercase", "no-section", "cr-only",
+        "indented-after-key", "duplicate-last-wins", "utf16-le-bom", "utf16-be-bom"])
+def test_sloppy_firmware_ini_is_read(tmp_path: Path, data: bytes, serial: str, officer: str) -> None:
+    ident = _read(tmp_path, "gat947", data)
+    assert (ident.serial, ident.officer) == (serial, officer)
+    if b"M#5" in data:
+        assert ident.model == "M#5"  # '#' glued to a value is data, not a comment
+
+
+def test_ini_without_the_wanted_section_is_still_refused(tmp_path: Path) -> None:
+    with pytest.raises(IdentityError, match="section"):
+        _read(tmp_path, "gat947", b"[OTHER]\r\nDeviceSN=A1\r\n")
+    # ...but stray text before the section no longer makes the whole file unreadable
+    assert _read(tmp_path, "gat947", b"garbage line\r\n[DEVICE]\r\nDeviceSN=A16\r\n").serial == "A16"
+
+
+def test_deeply_nested_json_is_an_identity_error_not_a_crash(tmp_path: Path) -> None:
+    with pytest.raises(IdentityError, match="nested too deeply"):
+        _read(tmp_path, "dcim_camera", b'{"serial": "DC1", "x": ' + b"[" * 30000 + b"]" * 30000 + b"}")
+    with pytest.raises(IdentityError, match="nested too deeply"):
+        _read(tmp_path, "dcim_camera", b'{"a":' * 30000 + b"1" + b"}" * 30000)
+
+
+def test_lone_surrogates_become_replacement_characters(tmp_path: Path) -> None:
+    ident = _read(tmp_path, "dcim_camera", b'{"serial": "DC\\ud800", "officer_id": "31\\udfff1", "\\udc00k": "v",'
+                                          b' "model": "\\ud83d\\ude00"}')
+    assert (ident.serial, ident.officer, ident.model) == ("DC\ufffd", "31\ufffd1", "\U0001F600")
+    json.dumps(ident.raw, ensure_ascii=False).encode("utf-8")  # stored as JSON text later: must not raise
+    ident = _read(tmp_path, "android_terminal", b"terminal.serial=MDT\\uD800X\nuser.badge=\\uDC00\n")
+    assert (ident.serial, ident.officer) == ("MDT\ufffdX", "\ufffd")
+    for text in [ident.serial, ident.officer, *ident.raw, *ident.raw.values()]:
+        text.encode("utf-8")
+
+
+def test_a_serial_of_nothing_but_broken_characters_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(IdentityError, match="serial"):
+        _read(tmp_path, "dcim_camera", b'{"serial": "\\udc00\\ud800"}')
+
+
+def test_identity_values_are_capped(tmp_path: Path) -> None:
+    ident = _read(tmp_path, "gat947", b"[DEVICE]\nDeviceSN=" + b"S" * 5000 + b"\nPoliceNo=" + b"7" * 300 + b"\n")
+    assert ident.serial == "S" * 200 and ident.officer == "7" * 200
+    assert all(len(v) <= 200 for v in ident.raw.values())
+
+
+@pytest.mark.parametrize("devtime,expected", [
+    ("9999-12-31 23:59:59", None),
+    ("0001-01-01 00:00:00", None),
+    ("2101-01-01 00:00:00", None),
+])
+def test_implausible_device_clock_is_unknown(tmp_path: Path, devtime: str, expected: datetime | None) -> None:
+    ident = _read(tmp_path, "gat947", f"[DEVICE]\nDeviceSN=A1\nDevTime={devtime}\n".encode())
+    assert ident.clock_text == devtime and ident.clock == expected
+    # a flat battery restarts the clock near 1970/2000: a wrong but real reading, kept
+    flat = _read(tmp_path, "gat947", b"[DEVICE]\nDeviceSN=A1\nDevTime=1970-01-01 00:00:05\n")
+    assert flat.clock is not None and flat.clock.year == 1970
+
+
+def test_ten_digit_clock_is_epoch_seconds_not_a_compact_date(tmp_path: Path) -> None:
+    ident = _read(tmp_path, "gat947", b"[DEVICE]\nDeviceSN=A1\nDevTime=1798560000\n")
+    assert ident.clock == datetime.fromtimestamp(1798560000, timezone.utc)  # 2026-12-29, not 1798
+    assert _read(tmp_path, "gat947", b"[DEVICE]\nDeviceSN=A1\nDevTime=9999999999\n").clock is None  # 2286
+
+
+@pytest.mark.parametrize("stamp", ["99991231235959", "00010101000000", "21010101000000"])
+def test_implausible_file_name_time_carries_no_start(stamp: str) -> None:
+    p = next(p for p in PROFILES if p.name == "gat947")
+    info = p.parse_name(f"DCIM/20260501/A100001_310001_{stamp}_0007.MP4")
+    assert info.matched and info.start_text == stamp and info.start is None
+    ok = p.parse_name("DCIM/20260501/A100001_310001_19990101000000_0007.MP4")
+    assert ok.start is not None and ok.start.year == 1999
