@@ -27,7 +27,7 @@ from indexer.catalog import custody_log
 from indexer.catalog.models import Device, DockSession, OffloadItem, Sighting, utcnow
 from ingest import volume as vol
 from ingest.offload import FileChanged, ReadFailed, copy_and_hash, free_bytes
-from ingest.profiles import Identity, IdentityError, Profile, read_identity, recognise
+from ingest.profiles import Identity, IdentityError, Profile, read_identity, recognise, recognising
 from ingest.session import open_session, record_unrecognised
 from ingest.sidecar import find_sidecar, read_sidecar
 from ingest.upload import note_error, spool_dir, store_item, upload_pending
@@ -179,6 +179,7 @@ def _offload_and_store(app: App, volume: Path, entries: list[vol.Entry], profile
     refused = [e for e in entries if e.kind in REFUSED_KINDS]
     _record_refused(app, sid, refused, actor, res)
     _record_unscanned(app, sid, [e for e in entries if e.kind == "unscanned"], actor, res)
+    _record_unclaimed(app, sid, profile, entries, actor)
     progress("start", {"files": len(media), "bytes": sum(e.size for e in media), "session": sid})
     _set_totals(app, sid, len(media), sum(e.size for e in media))
     interrupted: str | None = None
@@ -263,6 +264,26 @@ def _record_unscanned(app: App, sid: int, unscanned: list[vol.Entry], actor: str
                               reason=e.note))
             custody_log.record(s, "skipped", actor=actor, session_id=sid, outcome="failed",
                                subject=f"device_path:{e.rel}", detail={"reason": e.note})
+
+
+def _record_unclaimed(app: App, sid: int, profile: Profile, entries: list[vol.Entry], actor: str) -> None:
+    """The volume also looks like another device kind: files that profile would take as
+    recordings but this one does not are reported (the dock is incomplete), never ignored."""
+    others = [p for p in recognising(app.profiles, entries) if p.name != profile.name]
+    if not others:
+        return
+    with app.catalog.session() as s:
+        for e in entries:
+            if e.kind != "file" or profile.is_media(e.rel) or vol.os_litter(e.rel):
+                continue
+            claimed = [p.name for p in others if p.is_media(e.rel)]
+            if claimed:
+                why = (f"recording of a {claimed[0]} device on a volume recognised as {profile.name}; "
+                       "not offloaded (check the device profiles)")
+                s.add(OffloadItem(session_id=sid, device_path=e.rel, size=e.size, phase="done", status="skipped",
+                                  reason=why))
+                custody_log.record(s, "skipped", actor=actor, session_id=sid, outcome="failed",
+                                   subject=f"device_path:{e.rel}", detail={"reason": why})
 
 
 def _check_spool_space(app: App, need: int) -> None:

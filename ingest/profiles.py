@@ -416,11 +416,21 @@ def load_profiles(directory: Path) -> list[Profile]:
 
 
 def recognise(profiles: list[Profile], entries: list[Entry]) -> Profile | None:
-    """The matching profile with the highest priority, then the most markers."""
-    matching = [p for p in profiles if p.recognises(entries)]
+    """The matching profile with the highest priority, then the one that finds the most media
+    on the volume (a terminal's identity folder copied onto a camera card must not hide the
+    camera's recordings), then the most markers."""
+    matching = recognising(profiles, entries)
     if not matching:
         return None
-    return sorted(matching, key=lambda p: (-p.priority, -len(p.match.all), p.name))[0]
+    files = [e.rel for e in entries if e.kind == "file"]
+
+    def found(p: Profile) -> int:
+        return sum(1 for r in files if p.is_media(r))
+    return sorted(matching, key=lambda p: (-p.priority, -found(p), -len(p.match.all), p.name))[0]
+
+
+def recognising(profiles: list[Profile], entries: list[Entry]) -> list[Profile]:
+    return [p for p in profiles if p.recognises(entries)]
 
 
 def device_clock_offset(identity: Identity, read_at: datetime) -> float | None:
@@ -432,5 +442,5 @@ def device_clock_offset(identity: Identity, read_at: datetime) -> float | None:
     return float(round(delta)) if identity.clock.microsecond == 0 else round(delta, 3)
 
 
-__all__ = ["Identity", "IdentityError", "NameInfo", "Profile", "load_profiles", "read_identity", "recognise",
+__all__ = ["Identity", "IdentityError", "NameInfo", "Profile", "load_profiles", "read_identity", "recognise", "recognising",
            "device_clock_offset", "timezone"]

@@ -167,3 +167,29 @@ def test_time_correction_never_overflows() -> None:
     assert _corrected(datetime(1, 1, 1, 8, tzinfo=timezone.utc), 3600) is None
     now = datetime(2026, 11, 28, 8, tzinfo=timezone.utc)
     assert _corrected(now, 420) == datetime(2026, 11, 28, 7, 53, tzinfo=timezone.utc)
+
+
+def test_volume_that_looks_like_two_devices_loses_nothing(make_app, sqlite_url: str, tmp_path: Path,
+                                                          ffmpeg_ok: None) -> None:
+    """A terminal's identity folder copied onto a DCIM camera card: the camera's recordings are
+    still found; a recording only the other profile would take is reported, not ignored."""
+    app = make_app(catalog_url=sqlite_url)
+    cam = build_volume(tmp_path / "docks" / "cam", SimDevice(kind="dcim", serial="DC1", clips=2, photos=1, audio=0,
+                                                             seconds=1))
+    term = build_volume(tmp_path / "term", SimDevice(kind="android", serial="MDT1", clips=1, photos=0, audio=1,
+                                                     seconds=1))
+    ident = next(term.rglob("terminal.properties"))
+    dest = cam / ident.relative_to(term)
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(ident.read_bytes())
+    res = ingest_volume(app, cam)
+    j = res.to_json()
+    assert j["device"]["profile"] == "dcim_camera" and j["counts"]["stored"] == 3, j
+    assert res.state == "complete"
+    # A terminal recording on it too: the camera profile does not take it, so it is reported.
+    vid = next(term.rglob("REC_*.m4a"))
+    (cam / vid.relative_to(term)).parent.mkdir(parents=True, exist_ok=True)
+    (cam / vid.relative_to(term)).write_bytes(vid.read_bytes())
+    again = ingest_volume(app, cam)
+    skipped = [f for f in again.to_json()["files"] if f["status"] == "skipped"]
+    assert again.state == "incomplete" and len(skipped) == 1 and "android" in skipped[0]["reason"], again.to_json()
