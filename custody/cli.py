@@ -8,7 +8,9 @@ from typing import Any
 import click
 
 from custody.app import App
-from custody.errors import CustodyError
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from custody.errors import CatalogUnavailable, CustodyError
 from custody.settings import load_settings
 
 # Packages that add subcommands, in the order of the data's path.
@@ -31,6 +33,11 @@ class CustodyGroup(click.Group):
         except CustodyError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(e.exit_code)
+        except (OperationalError, InterfaceError) as e:
+            # The catalog database did not answer (server down, wrong URL, disk gone).
+            reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+            click.echo(f"error: the catalog database is unreachable: {reason}", err=True)
+            sys.exit(CatalogUnavailable.exit_code)
 
 
 @click.group(cls=CustodyGroup, context_settings={"help_option_names": ["-h", "--help"]})

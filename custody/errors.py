@@ -20,6 +20,12 @@ class PermissionDenied(CustodyError):
     exit_code = 4
 
 
+class CatalogUnavailable(CustodyError):
+    """The catalog database did not answer."""
+
+    exit_code = 5
+
+
 class StorageUnavailable(CustodyError):
     """The object store did not answer; work stays in the spool and is retried."""
 

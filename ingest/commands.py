@@ -127,7 +127,15 @@ def ingest(app: App, path: Path, as_json: bool, wipe: bool | None) -> None:
 
 
 def _actor(app: App) -> str:
-    return getattr(app, "user", None) or f"station:{app.station}"
+    """`--user NAME` must be an enabled account (its name goes into the custody log as who);
+    without it the station itself acts, as the daemon does."""
+    user = getattr(app, "user", None)
+    if not user:
+        return f"station:{app.station}"
+    from custody.accounts import resolve_actor
+
+    with app.catalog.session() as s:
+        return resolve_actor(s, user).username
 
 
 def _ingest_with_progress(app: App, path: Path, wipe: bool | None):  # noqa: ANN202

@@ -193,3 +193,21 @@ def test_volume_that_looks_like_two_devices_loses_nothing(make_app, sqlite_url: 
     again = ingest_volume(app, cam)
     skipped = [f for f in again.to_json()["files"] if f["status"] == "skipped"]
     assert again.state == "incomplete" and len(skipped) == 1 and "android" in skipped[0]["reason"], again.to_json()
+
+
+def test_cli_names_only_real_accounts_and_reports_an_unreachable_catalog(tmp_path: Path, ffmpeg_ok: None) -> None:
+    from tests.conftest import free_port, write_config
+    from tests.helpers_ingest import run_cli
+
+    cfg = write_config(tmp_path, f"sqlite:///{tmp_path / 'catalog.db'}", f"file://{tmp_path / 'objects'}")
+    v = gat(tmp_path)
+    ghost = run_cli(["--user", "ghost", "ingest", str(v), "--json", "--wipe"], cfg, tmp_path)
+    assert ghost.returncode == 4 and "ghost" in ghost.stderr and not ghost.stdout.strip()
+    assert len(list(v.rglob("*.MP4"))) == 1  # nothing was wiped by a name nobody holds
+    assert run_cli(["--user", "ghost", "verify", "--json"], cfg, tmp_path).returncode == 4
+    (tmp_path / "down").mkdir()
+    down = write_config(tmp_path / "down", f"postgresql+psycopg2://nobody@127.0.0.1:{free_port()}/x",
+                        f"file://{tmp_path / 'objects'}")
+    r = run_cli(["media", "list"], down, tmp_path)
+    assert r.returncode == 5 and r.stderr.startswith("error: the catalog database is unreachable"), r.stderr
+    assert "Traceback" not in r.stderr
