@@ -24,7 +24,7 @@ from sqlalchemy import select
 from custody.app import App
 from custody.errors import DeviceGone, RefusedEntry, SpoolFull, StorageIntegrityError, StorageUnavailable
 from indexer.catalog import custody_log
-from indexer.catalog.models import Device, DockSession, OffloadItem, Sighting, utcnow
+from indexer.catalog.models import Device, DockSession, Media, OffloadItem, Sighting, utcnow
 from ingest import volume as vol
 from ingest.offload import FileChanged, ReadFailed, copy_and_hash, free_bytes
 from ingest.profiles import Identity, IdentityError, Profile, read_identity, recognise, recognising
@@ -432,9 +432,24 @@ def _collect_upload_results(app: App, sid: int, res: IngestResult, outage: str |
                 res.files.append(FileResult(it.device_path, it.sha256, it.size, "skipped", why))
             elif it.phase == "pending":
                 res.files.append(FileResult(it.device_path, it.sha256, it.size, "skipped", it.reason or "not copied"))
+            elif it.status == "duplicate" and it.media_id is None and it.sha256:
+                _settle_spooled_duplicate(s, it)
+                status = "duplicate" if it.media_id is not None else "skipped"
+                res.files.append(FileResult(it.device_path, it.sha256, it.size, status, it.reason, it.media_id))
             else:
                 res.files.append(FileResult(it.device_path, it.sha256, it.size, it.status or "skipped", it.reason,
                                             it.media_id))
+
+
+def _settle_spooled_duplicate(s: Any, it: OffloadItem) -> None:
+    """A file whose earlier copy waited in the spool: say what became of that copy now."""
+    m = s.execute(select(Media).where(Media.sha256 == it.sha256)).scalar_one_or_none()
+    if m is not None and m.status == "stored":
+        it.media_id, it.phase = m.id, "stored"
+        s.add(Sighting(media_id=m.id, session_id=it.session_id, device_path=it.device_path))
+        it.reason = f"stored from the copy an earlier dock left in the station spool (media {m.id})"
+    else:
+        it.reason = "the copy an earlier dock left in the station spool is not stored yet (upload pending); not wiped"
 
 
 def _finish(app: App, sid: int, res: IngestResult, actor: str, outage: str | None) -> IngestResult:

@@ -4,13 +4,14 @@ upload resumes when the store returns."""
 from __future__ import annotations
 
 import base64
+import json
 import hashlib
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from indexer.catalog.models import DockSession, Media, OffloadItem
+from indexer.catalog.models import DockSession, Media, OffloadItem, Sighting
 from ingest.pipeline import ingest_volume
 from ingest.simulate import SimDevice, build_volume
 from ingest.upload import upload_pending
@@ -124,3 +125,22 @@ def test_spool_copy_damaged_before_upload_never_reaches_s3(make_app, sqlite_url:
     threshold = app.settings.storage.multipart_threshold_bytes
     pick = (lambda size: size > threshold) if multipart else (lambda size: size <= threshold)
     damage_then_redock(app, v, pick, monkeypatch, tmp_path / "spool")
+
+
+def test_redock_after_outage_reports_what_became_of_the_spooled_copies(make_app, sqlite_url: str, seaweed,
+                                                                      s3_url: str, tmp_path: Path,
+                                                                      ffmpeg_ok: None) -> None:
+    from tests.conftest import free_port
+
+    down = make_app(catalog_url=sqlite_url, storage_url=s3_url, endpoint=f"http://127.0.0.1:{free_port()}")
+    v = build_volume(tmp_path / "docks" / "cam", SimDevice(kind="gat947", clips=1, photos=1, audio=0, seconds=1))
+    assert ingest_volume(down, v).state == "incomplete"
+    down.close()
+    up = make_app(catalog_url=sqlite_url, storage_url=s3_url, endpoint=seaweed.endpoint)
+    again = ingest_volume(up, v)  # the store is back: this dock drains the spool itself
+    j = again.to_json()
+    assert again.state == "complete" and j["counts"]["duplicate"] == 2, json.dumps(j)
+    assert all("stored from the copy an earlier dock left" in f["reason"] for f in j["files"]), j
+    with up.catalog.session() as s:
+        assert len(s.execute(select(Sighting).where(Sighting.session_id == again.session)).all()) == 2
+    assert verify_all(up, actor="t").ok
