@@ -239,7 +239,7 @@ def _hold_group(cli: click.Group) -> None:
         with app.catalog.session() as s:
             actor = _actor(app, s, "hold", f"{kind}:{ref}")
             h = add_hold(s, actor, kind, ref, reason)
-            n = mirror_hold(app, s, h, actor)
+            n = mirror_hold(app, s, h, actor).covered
             click.echo(f"hold #{h.id} placed on {kind} {h.target_ref} by {actor.username}; "
                        f"covers {n} stored recording(s) / 已保全")
 
@@ -254,7 +254,7 @@ def _hold_group(cli: click.Group) -> None:
         with app.catalog.session() as s:
             actor = _actor(app, s, "hold", f"hold:{hold_id}")
             h = release_hold(s, actor, hold_id, reason)
-            n = mirror_hold(app, s, h, actor)
+            n = mirror_hold(app, s, h, actor).checked
             click.echo(f"hold #{h.id} released by {actor.username}; {n} recording(s) re-checked / 已解除")
 
     @hold.command("list")

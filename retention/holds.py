@@ -7,6 +7,7 @@ releasing a hold re-applies the store's legal-hold flag to each covered recordin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -36,7 +37,8 @@ def _canonical_ref(session: Session, kind: str, ref: str) -> str:
 
 
 def covered_media(session: Session, kind: str, ref: str) -> Sequence[Media]:
-    """Stored recordings a hold on (kind, ref) covers (all links, so a removed link stays covered)."""
+    """Stored recordings a hold on (kind, ref) may cover: a superset (for a case, every link ever
+    made to it or to the inspection it was opened from); the decision says which it does cover."""
     q = select(Media).where(Media.status == "stored")
     if kind == "media":
         q = q.where(Media.id == int(ref))
@@ -46,8 +48,8 @@ def covered_media(session: Session, kind: str, ref: str) -> Sequence[Media]:
         off = select(Officer.id).where(Officer.badge == ref).scalar_subquery()
         q = q.where((Media.officer_badge == ref) | (Media.officer_id == off))
     else:
-        q = q.where(Media.id.in_(select(MediaLink.media_id).join(Case, Case.id == MediaLink.case_id)
-                                 .where(Case.case_no == ref)))
+        q = q.where(Media.id.in_(select(MediaLink.media_id).where(MediaLink.case_id.in_(_case_and_parents(session,
+                                                                                                         ref)))))
     return session.execute(q.order_by(Media.id)).scalars().all()
 
 
@@ -83,7 +85,7 @@ def release_hold(session: Session, actor: Actor, hold_id: int, reason: str) -> H
     return hold
 
 
-def mirror_hold(app: Any, session: Session, hold: Hold, actor: Actor) -> int:
+def mirror_hold(app: Any, session: Session, hold: Hold, actor: Actor) -> "MirrorResult":
     """Re-apply retention (store legal-hold flag) to every stored recording the hold covers.
 
     Call after add_hold/release_hold.  Until it runs the hold still blocks every purge
@@ -95,9 +97,28 @@ def mirror_hold(app: Any, session: Session, hold: Hold, actor: Actor) -> int:
 
     rules, now = rules_for(app), utcnow()
     media = covered_media(session, hold.target_kind, hold.target_ref)
+    covered = 0
     for m in media:
-        apply_retention(app, session, m, now=now, rules=rules, actor=actor.username)
-    return len(media)
+        d = apply_retention(app, session, m, now=now, rules=rules, actor=actor.username)
+        covered += any(h.id == hold.id for h in d.holds)
+    return MirrorResult(checked=len(media), covered=covered)
+
+
+@dataclass(frozen=True)
+class MirrorResult:
+    checked: int  # recordings whose retention and store flags were re-applied
+    covered: int  # of those, the ones this hold now covers (0 once released)
+
+
+def _case_and_parents(session: Session, case_no: str) -> list[int]:
+    """The case and the cases it was opened from (a penalty case's inspection): their footage
+    is this case's footage too."""
+    out: list[int] = []
+    case = session.execute(select(Case).where(Case.case_no == case_no)).scalar_one_or_none()
+    while case is not None and case.id not in out and len(out) < 16:
+        out.append(case.id)
+        case = session.get(Case, case.parent_case_id) if case.parent_case_id else None
+    return out
 
 
 def list_holds(session: Session, include_released: bool = False) -> Sequence[Hold]:

@@ -50,6 +50,9 @@ def test_holds_by_named_accounts_mirror_the_store_legal_hold(app) -> None:  # no
         pen = make_case(s, "CF-2026-001", "penalty")
         link(s, m, pen)
         mid, key = m.id, m.storage_key
+        # Linked by mistake and unlinked before any hold: not this case's footage.
+        gone = link(s, store_recording(app, s, now() - timedelta(days=400)), pen, at=now() - timedelta(days=3))
+        gone.active, gone.removed_at, gone.removed_by = False, now() - timedelta(days=2), "rev"
     r = run(app, "rev", "hold", "add", "case", "CF-2026-001", "--reason", "appeal", ok=False)
     assert r.exit_code == PermissionDenied.exit_code and "may not hold" in r.output
     assert events(app, "refused")[-1].actor == "rev"
