@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
+from rich.text import Text
 
 from custody.app import App
 
@@ -32,9 +34,16 @@ def _safe(text: str | None) -> str:
     return escape("".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text))
 
 
-def setup_logging(verbose: bool = False) -> None:
+def setup_logging(verbose: bool = False, tz: tzinfo | None = None) -> None:
+    """Log lines carry the station's local time with its offset (the bureau reads +08:00),
+    whatever time zone the host runs in."""
+    def stamp(dt: datetime) -> Text:
+        local = dt.astimezone() if dt.tzinfo is None else dt  # rich passes the host's naive local time
+        return Text((local.astimezone(tz) if tz else local).strftime("%Y-%m-%d %H:%M:%S%z"))
+
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(console=err, show_path=False, markup=False)], force=True)
+                        handlers=[RichHandler(console=err, show_path=False, markup=False, log_time_format=stamp)],
+                        force=True)
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "watchdog", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -55,7 +64,7 @@ def daemon(app: App, simulate: bool, exit_when_idle: bool, verbose: bool) -> Non
     """Watch the dock root and offload every docked device (the main job)."""
     from ingest.daemon import Daemon
 
-    setup_logging(verbose)
+    setup_logging(verbose, app.settings.tz)
     d = Daemon(app, exit_when_idle=exit_when_idle)
 
     def _stop(signum: int, _frame: object) -> None:
@@ -115,7 +124,7 @@ def ingest(app: App, path: Path, as_json: bool, wipe: bool | None) -> None:
     """Run the offload pipeline once on one device volume."""
     from ingest.pipeline import ingest_volume
 
-    setup_logging()
+    setup_logging(tz=app.settings.tz)
     logging.getLogger("custody").setLevel(logging.WARNING)
     if as_json:
         res = ingest_volume(app, path, wipe=wipe, actor=_actor(app))
