@@ -324,8 +324,8 @@ def _present(row: dict[str, Any], mapping: dict[str, tuple[str, Callable[[Any], 
     return vals
 
 
-def _check_required(kind: str, row: dict[str, Any]) -> None:
-    for col in REQUIRED[kind]:
+def _check_required(kind: str, row: dict[str, Any], cols: tuple[str, ...] | None = None) -> None:
+    for col in cols or REQUIRED[kind]:
         val = row.get(col)
         if val is None or (not isinstance(val, list) and not str(val).strip()) or val == []:
             raise _RowFault(f"{col} is required")
@@ -560,14 +560,19 @@ def _plan_cases(session: Session, rows: list[Row], settings: Settings, errors: l
     officers = lookup.get(Officer, "badge", _keys(rows, "officers", split=True))
     in_file = {k for k in _keys(rows, "case_no")}
     parents = lookup.get(Case, "case_no", _keys(rows, "parent_case_no"))
+    known = lookup.get(Case, "case_no", in_file)
     seen: dict[str, int] = {}
     out: list[Planned] = []
     for line, r in rows:
         try:
-            _check_required("cases", r)
+            # A case already in the catalog may be updated by a row carrying only what changed
+            # (e.g. the end time and closed_at entered days later); a new one needs the rest.
+            _check_required("cases", r, ("case_no",))
             case_no = _text(r["case_no"]) or ""
+            if case_no not in known:
+                _check_required("cases", r)
             _duplicate_guard(seen, case_no, line, "case")
-            badges = _badges(r["officers"])
+            badges = _badges(r["officers"]) if "officers" in r else None
             parent = _text(r.get("parent_case_no"))
             vals = _present(r, {
                 "kind": ("kind", lambda v: _choice(v, "kind", CASE_KINDS) or "inspection"),
@@ -578,15 +583,23 @@ def _plan_cases(session: Session, rows: list[Row], settings: Settings, errors: l
                 "status": ("status", lambda v: _text(v) or "open"),
                 "closed_at": ("closed_at", lambda v: _instant(v, "closed_at", tz)),
                 "follow_up_closed_at": ("follow_up_closed_at", lambda v: _instant(v, "follow_up_closed_at", tz)),
-            }, lambda: _unit_ref(lookup, r), lambda: _case_officers_check(badges, officers),
+            }, lambda: _unit_ref(lookup, r),
+                lambda: _case_officers_check(badges, officers) if badges is not None else {},
                 lambda: _parent_check(case_no, parent, parents, in_file))
-            if vals.get("start") and vals.get("end") and vals["end"] < vals["start"]:
+            start = vals.get("start", known[case_no].start if case_no in known else None)
+            end = vals.get("end", known[case_no].end if case_no in known else None)
+            if start and end and _aware(end) < _aware(start):
                 raise _RowFault("end is before start")
-            out.append((line, {"case_no": case_no, "vals": vals, "officer_ids": [officers[b].id for b in badges],
-                               "parent": parent, "has_parent": "parent_case_no" in r}))
+            out.append((line, {"case_no": case_no, "vals": vals, "parent": parent, "has_parent": "parent_case_no" in r,
+                               "officer_ids": None if badges is None else [officers[b].id for b in badges]}))
         except _RowFault as e:
             errors.append(RowError(line, str(e)))
     return out
+
+
+def _aware(t: datetime) -> datetime:
+    """SQLite hands back naive UTC; imported values are aware: compare like with like."""
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def _case_officers_check(badges: list[str], officers: dict[str, Officer]) -> dict[str, Any]:
@@ -625,7 +638,8 @@ def _apply_cases(session: Session, plans: list[Planned], rep: ImportReport) -> l
             rep.created += 1
         old = (case.start, case.end)
         changed = _set(case, p["vals"])
-        changed = _set_case_officers(session, case, p["officer_ids"]) or changed
+        if p["officer_ids"] is not None:  # absent column: the case keeps its officers
+            changed = _set_case_officers(session, case, p["officer_ids"]) or changed
         if changed and case.case_no not in changes:
             changes[case.case_no] = _CaseChange(case, old)
     # Parents after every case exists: a parent may come later in the same file.

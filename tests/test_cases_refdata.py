@@ -89,6 +89,19 @@ def test_updated_case_and_partial_columns(app, tmp_path: Path) -> None:  # noqa:
         badges = s.execute(select(Officer.badge).join(CaseOfficer).where(CaseOfficer.case_id == c.id)
                            .order_by(Officer.badge)).scalars().all()
         assert badges == ["310001", "310003"]
+    # Days later only the closing is entered: the row carries the case number and what changed.
+    rep = import_file(app, "cases", write_csv(tmp_path / "close.csv", ["case_no", "follow_up_closed_at", "status"],
+                                              [["JC-2026-0102", "2026-11-30 09:00", "closed"]]))
+    assert (rep.created, rep.updated) == (0, 1)
+    with app.catalog.session() as s:
+        c = s.execute(select(Case).where(Case.case_no == "JC-2026-0102")).scalar_one()
+        assert c.follow_up_closed_at == datetime(2026, 11, 30, 1, 0, tzinfo=timezone.utc)
+        assert c.end == datetime(2026, 11, 20, 3, 10, tzinfo=timezone.utc)  # kept
+        assert len(s.execute(select(CaseOfficer).where(CaseOfficer.case_id == c.id)).all()) == 2  # kept
+    # A new case still needs its officers and start.
+    with pytest.raises(ImportRejected) as e:
+        import_file(app, "cases", write_csv(tmp_path / "new.csv", ["case_no", "status"], [["JC-2026-0999", "open"]]))
+    assert "officers is required" in str(e.value)
 
 
 def test_bad_rows_reported_by_line_and_nothing_changes(app, tmp_path: Path) -> None:  # noqa: ANN001
