@@ -44,7 +44,8 @@ def test_admin_pages_show_the_catalog(make_app, catalog_url: str, sample_video) 
         assert 'class="stale"' in station and station.count('class="stale"') == 1
         assert "no device profile matches" in station and "moov atom not found" in station
         assert "path escapes the volume" in station
-        assert "<b>1</b> <span>pending</span>" in station and "<b>1</b> <span>failed</span>" in station
+        assert '<b>1</b> <span title="pending">等待</span>' in station
+        assert '<b>1</b> <span title="failed">失败</span>' in station
         # Holds through the retention package, with the web's own trail beside it.
         r = client.post("/admin/holds", data={"target_kind": "case", "target_ref": sd.case_u1,
                                               "reason": "complaint 2026-17", "csrf": csrf}, follow_redirects=False)

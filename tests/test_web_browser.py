@@ -142,11 +142,12 @@ def test_reviewer_journey_is_in_the_custody_log(server, browser, tmp_path: Path)
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     log_in(page, base, "aud")
     page.goto(f"{base}/audit?actor=rev")
-    cells = page.locator("#events td.action").all_inner_texts()
+    cells = [c.get_attribute("data-action") for c in page.locator("#events td.action").all()]
+    assert "查看" in page.locator("#events td.action").all_inner_texts()  # shown in the viewer's language
     for action in ("login", "searched", "viewed", "streamed", "exported", "logout"):
         assert action in cells, (action, cells)
     page.goto(f"{base}/media/{sd.media_u1}")
-    trail = page.locator("#trail td.action").all_inner_texts()
+    trail = [c.get_attribute("data-action") for c in page.locator("#trail td.action").all()]
     assert "streamed" in trail and "exported" in trail
     assert page.locator("#player").count() == 0  # auditors read, they do not play
     page.goto(f"{base}/cases/{sd.case_u1}")

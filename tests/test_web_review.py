@@ -16,7 +16,7 @@ def test_link_unlink_and_resolve(make_app, catalog_url: str, sample_video) -> No
         csrf = login(client, "rev")
         # A reason is required.
         r = client.post(f"/media/{sd.media_orphan}/link", data={"case_no": sd.case_u1, "reason": " ", "csrf": csrf})
-        assert r.status_code == 400 and "reason" in r.text
+        assert r.status_code == 400 and "请填写理由" in r.text
         r = client.post(f"/media/{sd.media_orphan}/link", data={"case_no": "无此案件", "reason": "x1", "csrf": csrf})
         assert r.status_code == 404
         # Linking the queued orphan closes its review item.

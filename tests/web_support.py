@@ -173,3 +173,18 @@ def events(app: App, **where) -> list[CustodyEvent]:  # noqa: ANN003
 
 def have_chromium() -> bool:
     return Path("/usr/bin/chromium").exists() and shutil.which("ffmpeg") is not None
+
+
+# --------------------------------------------------------------------------- language checks
+_BARE_TAG = re.compile(r"<(th|dt|h1|h2|h3|button|option|figcaption)\b[^>]*>\s*([A-Za-z][A-Za-z /_-]*?)\s*</\1>")
+_BARE_LABEL = re.compile(r"<label\b[^>]*>\s*([A-Za-z][A-Za-z /_-]*?)\s*<(?:input|select)")
+
+
+def bare_english(html: str) -> list[str]:
+    """Headers, labels, buttons and options whose whole text is an English word (untranslated UI)."""
+    return [m.group(2) for m in _BARE_TAG.finditer(html)] + [m.group(1) for m in _BARE_LABEL.finditer(html)]
+
+
+def use_language(client, lang: str) -> None:  # noqa: ANN001 - TestClient
+    r = client.get(f"/lang?to={lang}&next=/login", follow_redirects=False)
+    assert r.status_code == 303

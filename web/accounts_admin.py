@@ -12,6 +12,7 @@ from custody.accounts import hash_password
 from custody.errors import CustodyError
 from indexer.catalog import custody_log
 from indexer.catalog.models import Account, LoginSession, utcnow
+from web.i18n import tagged
 
 CHANGES = ("disable", "enable", "unlock")
 
@@ -32,14 +33,17 @@ def parse_units(text: str | None) -> list[str]:
 def apply_change(s: Session, acc: Account, change: str, by: str, *, remote_addr: str | None = None) -> None:
     if change == "disable":
         if acc.disabled:
-            raise CustodyError(f"account {acc.username!r} is already disabled")
+            raise tagged(CustodyError(f"account {acc.username!r} is already disabled"), "error.account_disabled_already",
+                         name=acc.username)
         if acc.role == "administrator" and enabled_admins(s) <= 1:
-            raise CustodyError("this is the last enabled administrator; add another before disabling it")
+            raise tagged(CustodyError("this is the last enabled administrator; add another before disabling it"),
+                         "error.last_admin")
         acc.disabled = True
         _revoke(s, acc)
     elif change == "enable":
         if not acc.disabled:
-            raise CustodyError(f"account {acc.username!r} is not disabled")
+            raise tagged(CustodyError(f"account {acc.username!r} is not disabled"), "error.account_not_disabled",
+                         name=acc.username)
         acc.disabled = False
     elif change == "unlock":
         acc.failed_logins = 0

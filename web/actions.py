@@ -15,12 +15,13 @@ from indexer import linking
 from indexer.catalog.models import Case, Media, MediaLink, ReviewItem, utcnow
 from web import trail
 from web.auth import Viewer
+from web.i18n import tagged
 
 
 def _reason(text: str) -> str:
     reason = (text or "").strip()
     if len(reason) < 2:
-        raise CustodyError("a reason is required (say why, for the next reader of the case)")
+        raise tagged(CustodyError("a reason is required (say why, for the next reader of the case)"), "error.reason_required")
     return reason[:2000]
 
 
@@ -37,7 +38,7 @@ def link(s: Session, viewer: Viewer, media: Media, case: Case, reason: str) -> M
 
 def unlink(s: Session, viewer: Viewer, row: MediaLink, reason: str) -> None:
     if not row.active:
-        raise CustodyError(f"link {row.id} was already removed")
+        raise tagged(CustodyError(f"link {row.id} was already removed"), "error.link_removed", id=row.id)
     media, case = s.get(Media, row.media_id), s.get(Case, row.case_id)
     if media is None or case is None:
         raise NotFound(f"link {row.id} points at a missing recording or case")
@@ -50,7 +51,7 @@ def resolve_review(s: Session, viewer: Viewer, item: ReviewItem, case_no: str, r
     """Link to the chosen case (which closes the item), or to none; the reason goes with it."""
     why = _reason(reason)
     if item.state != "open":
-        raise CustodyError(f"review item {item.id} is already resolved")
+        raise tagged(CustodyError(f"review item {item.id} is already resolved"), "error.review_resolved", id=item.id)
     media = s.get(Media, item.media_id)
     if media is None:
         raise NotFound(f"recording {item.media_id} is missing")

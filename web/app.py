@@ -1,6 +1,7 @@
 """`create_app(app)`: the FastAPI application over one catalog and one store."""
 from __future__ import annotations
 
+from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import quote
 
@@ -14,6 +15,7 @@ from custody.app import App
 from custody.errors import CustodyError, NotFound, PermissionDenied, StorageIntegrityError, StorageUnavailable
 from indexer.catalog import custody_log
 from web.auth import LoginRequired, Refused, log_refusal, remote_addr
+from web.i18n import error_text, lang_of
 from web.pages import render
 from web.routes import admin, audit, cases, media, mine, review, session
 
@@ -53,9 +55,10 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "") or request.method == "POST"
 
 
-def _error(request: Request, status: int, title_key: str, message: str) -> Response:
+def _error(request: Request, status: int, title_key: str, message: str | BaseException) -> Response:
     if _wants_html(request):
-        return render(request, "error.html", None, status_code=status, title_key=title_key, message=message)
+        text = error_text(lang_of(request), message) if isinstance(message, BaseException) else message
+        return render(request, "error.html", None, status_code=status, title_key=title_key, message=text)
     return Response(f"{status}: {message}\n", status_code=status, media_type="text/plain; charset=utf-8")
 
 
@@ -72,25 +75,31 @@ def _install_error_pages(api: FastAPI) -> None:
         if isinstance(exc, Refused):  # raised inside a transaction: log now that it has ended
             await run_in_threadpool(log_refusal, request.app.state.custody, request, exc.viewer, exc.why,
                                     **exc.detail)
-        return _error(request, 403, "error.forbidden", str(exc))
+        return _error(request, 403, "error.forbidden", exc)
 
     @api.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:
-        return _error(request, 404, "error.not_found", str(exc))
+        return _error(request, 404, "error.not_found", exc)
 
     @api.exception_handler(StorageUnavailable)
     async def store_down(request: Request, exc: StorageUnavailable) -> Response:
-        return _error(request, 503, "error.store_down", str(exc))
+        return _error(request, 503, "error.store_down", exc)
 
     @api.exception_handler(StorageIntegrityError)
     async def store_broken(request: Request, exc: StorageIntegrityError) -> Response:
-        return _error(request, 500, "error.store_broken", str(exc))
+        return _error(request, 500, "error.store_broken", exc)
 
     @api.exception_handler(CustodyError)
     async def bad_request(request: Request, exc: CustodyError) -> Response:
-        return _error(request, 400, "error.bad_request", str(exc))
+        return _error(request, 400, "error.bad_request", exc)
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         key = "error.not_found" if exc.status_code == 404 else "error.bad_request"
-        return _error(request, exc.status_code, key, str(exc.detail))
+        # Starlette's stock English phrase ("Not Found") adds nothing to the translated title.
+        detail = str(exc.detail)
+        try:
+            stock = detail == HTTPStatus(exc.status_code).phrase
+        except ValueError:
+            stock = False
+        return _error(request, exc.status_code, key, "" if stock and _wants_html(request) else detail)

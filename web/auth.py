@@ -24,6 +24,7 @@ from custody.app import App
 from custody.errors import CustodyError, PermissionDenied
 from indexer.catalog import custody_log
 from indexer.catalog.models import Account, LoginSession, utcnow
+from web.i18n import tagged
 
 SESSION_COOKIE = "custody_session"
 LOGIN_CSRF_COOKIE = "custody_login_csrf"
@@ -199,11 +200,13 @@ def allow(*capabilities: str):  # noqa: ANN201 - a FastAPI dependency factory
             raise
         if request.method == "POST" and not await _csrf_ok(request, viewer.csrf):
             await run_in_threadpool(log_refusal, app, request, viewer, "missing or wrong CSRF token")
-            raise CsrfFailed("the form's CSRF token is missing or wrong; reload the page")
+            raise tagged(CsrfFailed("the form's CSRF token is missing or wrong; reload the page"), "error.csrf")
         if capabilities and not any(viewer.can(c) for c in capabilities):
             await run_in_threadpool(log_refusal, app, request, viewer, "role lacks capability",
                                     capability="|".join(capabilities))
-            raise PermissionDenied(f"{viewer.username} ({viewer.actor.role}) may not {'/'.join(capabilities)}")
+            what = "/".join(capabilities)
+            raise tagged(PermissionDenied(f"{viewer.username} ({viewer.actor.role}) may not {what}"), "error.role",
+                         user=viewer.username, role=viewer.actor.role, what=what)
         return viewer
 
     return dependency

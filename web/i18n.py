@@ -6,7 +6,11 @@ is visible instead of silently blank.
 """
 from __future__ import annotations
 
+from typing import TypeVar
+
 from starlette.requests import Request
+
+E = TypeVar("E", bound=BaseException)
 
 DEFAULT_LANG = "zh-CN"
 LANGS = ("zh-CN", "en")
@@ -107,6 +111,252 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "error.bad_request": ("请求无效", "Bad request"),
     "error.store_down": ("证据存储暂时无法访问", "The evidence store is not answering"),
     "error.store_broken": ("证据存储与目录不一致", "The evidence store does not match the catalog"),
+    # error messages raised by the web layer ({names} filled from the exception's parameters)
+    "error.csrf": ("表单校验失败（可能已过期），请刷新页面后重试", "the form's CSRF token is missing or wrong; reload the page"),
+    "error.role": ("{user}（{role}）无权执行此操作（{what}）", "{user} ({role}) may not {what}"),
+    "error.media_scope": ("录像 {media_id} 不在本账号可查看的范围内", "recording {media_id} is outside what this account covers"),
+    "error.case_scope": ("案件 {case_no} 属于本账号未覆盖的单位", "case {case_no} belongs to a unit this account does not cover"),
+    "error.no_recording": ("没有编号为 {media_id} 的录像", "no recording {media_id}"),
+    "error.purged": ("录像 {media_id} 已于 {at} 删除，仅保留记录", "recording {media_id} was purged on {at}; only its record remains"),
+    "error.no_keyframe": ("没有编号为 {id} 的关键帧", "no keyframe {id}"),
+    "error.no_link": ("没有编号为 {id} 的案件关联", "no link {id}"),
+    "error.link_removed": ("案件关联 {id} 已经解除", "link {id} was already removed"),
+    "error.no_case": ("没有编号为 {case_no} 的案件", "no case numbered {case_no}"),
+    "error.no_review_item": ("没有编号为 {id} 的待核事项", "no review item {id}"),
+    "error.review_resolved": ("待核事项 {id} 已处理", "review item {id} is already resolved"),
+    "error.reason_required": ("请填写理由（说明原因，供案件的后续查阅者参考）",
+                              "a reason is required (say why, for the next reader of the case)"),
+    "error.date": ("日期 {text} 不是 YYYY-MM-DD 格式", "date {text} is not YYYY-MM-DD"),
+    "error.dates": ("日期必须是 YYYY-MM-DD 格式", "dates must be YYYY-MM-DD"),
+    "error.media_id_number": ("录像编号必须是数字", "recording id must be a number"),
+    "error.no_account": ("没有名为 {name} 的账号", "no account named {name}"),
+    "error.no_account_action": ("没有账号操作 {change}", "no account action {change}"),
+    "error.account_disabled_already": ("账号 {name} 已经停用", "account {name} is already disabled"),
+    "error.account_not_disabled": ("账号 {name} 未停用", "account {name} is not disabled"),
+    "error.last_admin": ("这是最后一个启用的管理员账号；请先添加另一个管理员再停用",
+                         "this is the last enabled administrator; add another before disabling it"),
+    "error.report_kind": ("报表类型必须是以下之一：{kinds}", "report must be one of {kinds}"),
+    # ------------------------------------------------------------------ column and field labels
+    "field.seq": ("序号", "seq"),
+    "field.time": ("时间", "Time"),
+    "field.actor": ("操作人", "Actor"),
+    "field.action": ("操作", "Action"),
+    "field.outcome": ("结果", "Outcome"),
+    "field.from": ("来源地址", "From"),
+    "field.detail": ("详情", "Detail"),
+    "field.recording": ("录像编号", "Recording"),
+    "field.subject": ("对象", "Subject"),
+    "field.since": ("起始日期", "Since"),
+    "field.until": ("截止日期", "Until"),
+    "field.valid_from": ("起", "From"),
+    "field.valid_to": ("止", "To"),
+    "field.by": ("操作人", "By"),
+    "field.state": ("状态", "State"),
+    "field.kind": ("类型", "Kind"),
+    "field.name": ("名称", "Name"),
+    "field.created": ("创建", "Created"),
+    "field.any": ("全部", "any"),
+    "audit.older": ("更早的记录 →", "older →"),
+    "unit.seconds": ("秒", "s"),
+    "media.kind": ("类型", "Kind"),
+    "media.path": ("设备内路径", "Path on the device"),
+    "media.stored": ("入库时间", "Stored"),
+    "media.verified": ("校验时间", "verified"),
+    "media.retention": ("保存期限", "Retention"),
+    "media.legal_hold": ("已冻结（法律保全）", "legal hold"),
+    "media.purged": ("已删除", "purged"),
+    "media.method": ("关联方式", "Method"),
+    "media.score": ("匹配度", "Score"),
+    "media.linked_by": ("关联人", "By"),
+    "media.offset": ("偏差（秒）", "Offset (s)"),
+    "media.revoked": ("撤销时间", "Revoked"),
+    "media.review": ("待核事项", "Review"),
+    "media.frame": ("关键帧", "Keyframe"),
+    "mine.name": ("文件名", "File name"),
+    "assign.device": ("设备", "Device"),
+    "assign.officer": ("执法人员", "Officer"),
+    "officer.badge": ("执法证号", "Badge"),
+    "officer.name": ("姓名", "Name"),
+    "officer.cert": ("证件编号", "Certificate"),
+    "officer.certified": ("证件有效期", "Certified"),
+    "officer.status": ("状态", "Status"),
+    "officer.source": ("来源", "Source"),
+    "device.serial": ("设备编号", "Serial"),
+    "device.kind": ("类型", "Kind"),
+    "device.vendor_model": ("厂商 / 型号", "Vendor / model"),
+    "device.in_service": ("使用期限", "In service"),
+    "device.last_docked": ("最近接入", "Last docked"),
+    "device.clock_offset": ("时钟偏差（秒）", "Clock offset (s)"),
+    "report.from": ("起始日期", "From"),
+    "report.to": ("截止日期", "To"),
+    "retention.plans": ("删除计划", "Plans"),
+    "retention.created": ("创建", "Created"),
+    "retention.approved": ("批准", "Approved"),
+    "retention.swept": ("执行删除", "Swept"),
+    "retention.summary": ("摘要", "Summary"),
+    "retention.approve": ("批准", "Approve"),
+    "retention.holds": ("冻结（法律保全）", "Holds"),
+    "retention.target": ("冻结对象", "Target"),
+    "retention.ref": ("对象编号", "Reference"),
+    "retention.hold": ("冻结", "Hold"),
+    "retention.released": ("解除冻结", "Released"),
+    "retention.release": ("解除冻结", "Release"),
+    "station.offloading": ("正在导入", "offloading"),
+    "station.station": ("采集站", "Station"),
+    "station.device": ("设备", "Device"),
+    "station.officer": ("执法人员", "Officer"),
+    "station.files": ("文件", "Files"),
+    "station.bytes": ("数据量", "Bytes"),
+    "station.progress": ("进度", "Progress"),
+    "station.heartbeat": ("最近心跳", "Heartbeat"),
+    "station.stale": ("心跳已中断", "heartbeat stopped"),
+    "station.volume": ("卷路径", "Volume"),
+    "station.message": ("信息", "Message"),
+    "station.started": ("开始", "Started"),
+    "station.ended": ("结束", "Ended"),
+    "station.job": ("任务", "Job"),
+    "station.attempts": ("尝试次数", "Attempts"),
+    "station.error": ("错误", "Error"),
+    "station.session": ("坞站会话", "Session"),
+    "station.file": ("文件", "File"),
+    "station.reason": ("原因", "Reason"),
+    "station.clock_offset": ("时钟偏差（秒）", "Clock offset (s)"),
+    "account.user": ("用户名", "User"),
+    "account.role": ("角色", "Role"),
+    "account.units": ("负责单位", "Units"),
+    "account.os_user": ("系统用户", "OS user"),
+    "account.state": ("状态", "State"),
+    "account.created": ("创建", "Created"),
+    "account.all_units": ("全部", "all"),
+    "account.active": ("正常", "active"),
+    "account.disabled": ("已停用", "disabled"),
+    "account.locked_until": ("锁定至", "locked until"),
+    "account.cli": ("命令行管理账号：", "Manage accounts from the command line:"),
+    # ------------------------------------------------------------------ enumerated values (group.value)
+    "case_kind.inspection": ("执法检查", "inspection"),
+    "case_kind.penalty": ("行政处罚", "penalty"),
+    "case_kind.coercive": ("行政强制措施", "coercive measure"),
+    "case_status.open": ("办理中", "open"),
+    "case_status.closed": ("已结案", "closed"),
+    "media_kind.video": ("视频", "video"),
+    "media_kind.audio": ("音频", "audio"),
+    "media_kind.photo": ("照片", "photo"),
+    "media_kind.other": ("其他", "other"),
+    "flag.unplayable": ("无法播放", "unplayable"),
+    "flag.empty": ("空文件", "empty"),
+    "flag.important": ("重要标记", "important"),
+    "flag.purged": ("已删除", "purged"),
+    "link_method.auto": ("自动匹配", "automatic"),
+    "link_method.name": ("按文件名", "by file name"),
+    "link_method.sidecar": ("按随附文件", "by sidecar file"),
+    "link_method.manual": ("人工关联", "manual"),
+    "outcome.ok": ("成功", "ok"),
+    "outcome.refused": ("拒绝", "refused"),
+    "outcome.failed": ("失败", "failed"),
+    "review_state.open": ("待处理", "open"),
+    "review_state.resolved": ("已处理", "resolved"),
+    "hold_target.case": ("案件", "case"),
+    "hold_target.media": ("录像", "recording"),
+    "hold_target.device": ("设备", "device"),
+    "hold_target.officer": ("执法人员", "officer"),
+    "plan_state.draft": ("草案", "draft"),
+    "plan_state.approved": ("已批准", "approved"),
+    "plan_state.swept": ("已执行", "swept"),
+    "plan_state.superseded": ("已被取代", "superseded"),
+    "role.inspector": ("执法人员", "inspector"),
+    "role.reviewer": ("审核人员", "reviewer"),
+    "role.administrator": ("管理员", "administrator"),
+    "role.auditor": ("审计人员", "auditor"),
+    "officer_status.active": ("在岗", "active"),
+    "officer_status.revoked": ("证件吊销", "revoked"),
+    "officer_status.left": ("离岗", "left"),
+    "officer_status.unknown": ("未知", "unknown"),
+    "officer_source.import": ("导入", "import"),
+    "officer_source.device": ("坞站识别", "seen on a dock"),
+    "device_kind.camera": ("执法记录仪", "body camera"),
+    "device_kind.terminal": ("移动执法终端", "mobile terminal"),
+    "device_kind.other": ("其他", "other"),
+    "dock_state.offloading": ("正在导入", "offloading"),
+    "dock_state.offloaded": ("已导入", "offloaded"),
+    "dock_state.complete": ("完成", "complete"),
+    "dock_state.incomplete": ("未完成", "incomplete"),
+    "dock_state.unrecognised": ("无法识别", "unrecognised"),
+    "dock_state.failed": ("失败", "failed"),
+    "job_state.pending": ("等待", "pending"),
+    "job_state.running": ("运行中", "running"),
+    "job_state.done": ("完成", "done"),
+    "job_state.failed": ("失败", "failed"),
+    "job_kind.index": ("索引", "index"),
+    "item_status.stored": ("已入库", "stored"),
+    "item_status.duplicate": ("重复", "duplicate"),
+    "item_status.flagged": ("已入库（有标记）", "flagged"),
+    "item_status.refused": ("拒绝", "refused"),
+    "item_status.skipped": ("跳过", "skipped"),
+    "time_source.filename": ("文件名", "file name"),
+    "time_source.container": ("文件内时间标签", "container tag"),
+    "time_source.exif": ("EXIF", "EXIF"),
+    "time_source.mtime": ("文件修改时间", "file modification time"),
+    "frame_kind.keyframe": ("关键帧", "keyframe"),
+    "frame_kind.thumbnail": ("缩略图", "thumbnail"),
+    "account_change.enable": ("启用", "enable"),
+    "account_change.disable": ("停用", "disable"),
+    "account_change.unlock": ("解锁", "unlock"),
+    "action.login": ("登录", "login"),
+    "action.logout": ("退出", "logout"),
+    "action.viewed": ("查看", "viewed"),
+    "action.searched": ("检索", "searched"),
+    "action.streamed": ("播放", "streamed"),
+    "action.downloaded": ("下载原始文件", "downloaded"),
+    "action.exported": ("导出", "exported"),
+    "action.linked": ("关联案件", "linked"),
+    "action.unlinked": ("解除关联", "unlinked"),
+    "action.attributed": ("确定持有人", "attributed"),
+    "action.review_queued": ("进入待核队列", "review queued"),
+    "action.review_resolved": ("待核已处理", "review resolved"),
+    "action.web_action": ("网页操作", "web action"),
+    "action.admin_change": ("管理变更", "admin change"),
+    "action.docked": ("接入坞站", "docked"),
+    "action.unrecognised": ("无法识别", "unrecognised"),
+    "action.copied": ("已复制", "copied"),
+    "action.stored": ("已入库", "stored"),
+    "action.verified": ("已校验", "verified"),
+    "action.flagged": ("已标记", "flagged"),
+    "action.duplicate": ("重复文件", "duplicate"),
+    "action.refused": ("拒绝", "refused"),
+    "action.skipped": ("跳过", "skipped"),
+    "action.spool_damaged": ("暂存区损坏", "spool damaged"),
+    "action.wiped": ("设备上已清除", "wiped"),
+    "action.session_complete": ("导入完成", "session complete"),
+    "action.session_incomplete": ("导入未完成", "session incomplete"),
+    "action.indexed": ("已索引", "indexed"),
+    "action.retimed": ("时间已重算", "retimed"),
+    "action.clock_corrected": ("时钟已校正", "clock corrected"),
+    "action.clock_estimated": ("时钟偏差已估算", "clock estimated"),
+    "action.imported": ("导入基础数据", "imported"),
+    "action.hold_added": ("冻结", "hold added"),
+    "action.hold_released": ("解除冻结", "hold released"),
+    "action.tag_added": ("添加标记", "tag added"),
+    "action.tag_removed": ("移除标记", "tag removed"),
+    "action.plan_created": ("生成删除计划", "plan created"),
+    "action.plan_approved": ("批准删除计划", "plan approved"),
+    "action.plan_superseded": ("删除计划被取代", "plan superseded"),
+    "action.plan_swept": ("删除计划已执行", "plan swept"),
+    "action.sweep_started": ("开始执行删除", "sweep started"),
+    "action.purge_started": ("开始删除", "purge started"),
+    "action.purged": ("已删除", "purged"),
+    "action.purge_kept": ("保留未删", "purge kept"),
+    "action.purge_refused": ("拒绝删除", "purge refused"),
+    "action.retention_locked": ("存储保留锁定", "retention locked"),
+    "action.storage_selftest": ("存储自检", "storage self-test"),
+    "action.report": ("统计报表", "report"),
+}
+
+# Enumerated values shown through the catalogue: group -> the values offered in forms (others still
+# translate when a "group.value" key exists, and show as themselves when none does).
+ENUMS: dict[str, tuple[str, ...]] = {
+    "hold_target": ("case", "media", "device", "officer"),
+    "outcome": ("ok", "refused", "failed"),
+    "action": tuple(sorted(k.split(".", 1)[1] for k in MESSAGES if k.startswith("action."))),
 }
 
 
@@ -120,3 +370,38 @@ def translate(lang: str, key: str) -> str:
     if pair is None:
         return key
     return pair[0] if lang == "zh-CN" else pair[1]
+
+
+def enum_label(lang: str, group: str, value: object) -> str:
+    """An enumerated value (case kind, link method, outcome...) in the viewer's language.
+
+    A value the catalogue does not know (a case status typed into an import, say) is
+    shown as itself: it is data, and inventing a word for it would hide it.
+    """
+    if value is None:
+        return ""
+    raw = str(value)
+    if f"{group}.{raw}" in MESSAGES:
+        return translate(lang, f"{group}.{raw}")
+    return raw
+
+
+def tagged(exc: E, key: str, **params: object) -> E:
+    """Give an exception raised by the web layer a catalogue message for its error page.
+
+    The exception's own text (English, for logs and plain-text answers) is unchanged.
+    """
+    exc.message_key = key  # type: ignore[attr-defined]
+    exc.message_params = params  # type: ignore[attr-defined]
+    return exc
+
+
+def error_text(lang: str, exc: BaseException) -> str:
+    """The message an error page shows: the catalogue's when the exception is tagged, else its own."""
+    key = getattr(exc, "message_key", None)
+    if key in MESSAGES:
+        try:
+            return translate(lang, key).format(**getattr(exc, "message_params", {}))
+        except (KeyError, IndexError, ValueError):
+            pass
+    return str(exc)

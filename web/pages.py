@@ -12,10 +12,13 @@ from starlette.responses import Response
 
 from custody.app import App
 from web.auth import Viewer
-from web.i18n import lang_of, translate
+from web.i18n import ENUMS, enum_label, lang_of, translate
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+# Custody details and other JSON in pages keep Chinese file names and reasons readable; Jinja's
+# htmlsafe dump still escapes <, >, & and ' so the text cannot break out of the page.
+templates.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
 
 
 def fmt_bytes(n: int | None) -> str:
@@ -37,6 +40,16 @@ def render(request: Request, name: str, viewer: Viewer | None, status_code: int 
     def t(key: str) -> str:
         return translate(lang, key)
 
+    def val_text(group: str, value: object) -> str:
+        """An enumerated value as text in the viewer's language (for attributes and options)."""
+        return enum_label(lang, group, value)
+
+    def val(group: str, value: object) -> Markup:
+        """An enumerated value in the viewer's language, the stored value kept in its title."""
+        if value is None or value == "":
+            return Markup("")
+        return Markup('<span class="enum" title="{}">{}</span>').format(str(value), enum_label(lang, group, value))
+
     def when(dt: datetime | None) -> str:
         """An instant as users read it: station time with its offset (UTC kept in the title)."""
         if dt is None:
@@ -49,4 +62,5 @@ def render(request: Request, name: str, viewer: Viewer | None, status_code: int 
 
     return templates.TemplateResponse(request, name, {
         "viewer": viewer, "lang": lang, "t": t, "when": when, "csrf_field": csrf_field, "fmt_bytes": fmt_bytes,
+        "val_text": val_text, "val": val, "enums": ENUMS,
         "station": app.settings.station.name, **ctx}, status_code=status_code)

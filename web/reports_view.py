@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from custody.errors import CustodyError
 from custody.settings import Settings
+from web.i18n import tagged
 
 KINDS = ("ratio", "coverage", "usage")
 
@@ -38,7 +39,7 @@ class ChartView:
 def build(s: Session, settings: Settings, kind: str, first: date | None, last: date, unit: str | None) -> Any:
     """A reports.model.Report with its detail tables loaded (call inside the session)."""
     if kind not in KINDS:
-        raise CustodyError(f"report must be one of {', '.join(KINDS)}")
+        raise tagged(CustodyError(f"report must be one of {', '.join(KINDS)}"), "error.report_kind", kinds=", ".join(KINDS))
     try:
         report = _make(s, settings, kind, first, last, unit or None)
     except ImportError as e:  # the reports package is missing or broken in this installation

@@ -26,7 +26,7 @@ from indexer.catalog.models import (
 from web import reports_view, trail
 from web.accounts_admin import CHANGES, apply_change
 from web.auth import Viewer, allow
-from web.i18n import lang_of
+from web.i18n import lang_of, tagged
 from web.pages import render
 
 router = APIRouter(prefix="/admin")
@@ -58,7 +58,7 @@ def reports(request: Request, kind: str = "ratio", first: str = "", last: str = 
         last_day = date.fromisoformat(last) if last else today
         first_day = date.fromisoformat(first) if first else None
     except ValueError as e:
-        raise CustodyError("dates must be YYYY-MM-DD") from e
+        raise tagged(CustodyError("dates must be YYYY-MM-DD"), "error.dates") from e
     lang = lang_of(request)
     with app.catalog.session() as s:
         report = reports_view.build(s, app.settings, kind, first_day, last_day, unit.strip())
@@ -193,10 +193,10 @@ def change_account(request: Request, username: str, change: str,
                    viewer: Viewer = Depends(allow("users"))) -> Response:
     app: App = request.app.state.custody
     if change not in CHANGES:
-        raise NotFound(f"no account action {change!r}")
+        raise tagged(NotFound(f"no account action {change!r}"), "error.no_account_action", change=change)
     with app.catalog.session() as s:
         acc = s.execute(select(Account).where(Account.username == username)).scalar_one_or_none()
         if acc is None:
-            raise NotFound(f"no account named {username!r}")
+            raise tagged(NotFound(f"no account named {username!r}"), "error.no_account", name=username)
         apply_change(s, acc, change, viewer.username, remote_addr=viewer.remote_addr)
     return RedirectResponse("/admin/accounts", status_code=303)

@@ -12,6 +12,7 @@ from custody.errors import CustodyError
 from indexer.catalog.models import CustodyEvent
 from web import trail
 from web.auth import Viewer, allow
+from web.i18n import tagged
 from web.pages import render
 from web.queries import day_bounds
 
@@ -23,7 +24,7 @@ def _day(text: str) -> date | None:
     try:
         return date.fromisoformat(text) if text else None
     except ValueError as e:
-        raise CustodyError(f"date {text!r} is not YYYY-MM-DD") from e
+        raise tagged(CustodyError(f"date {text!r} is not YYYY-MM-DD"), "error.date", text=text) from e
 
 
 @router.get("/audit")
@@ -41,7 +42,7 @@ def audit(request: Request, actor: str = "", action: str = "", outcome: str = ""
         q = q.where(CustodyEvent.outcome == outcome.strip())
     if media_id.strip():
         if not media_id.strip().isdigit():
-            raise CustodyError("recording id must be a number")
+            raise tagged(CustodyError("recording id must be a number"), "error.media_id_number")
         q = q.where(CustodyEvent.media_id == int(media_id))
     if subject.strip():
         q = q.where(CustodyEvent.subject.contains(subject.strip(), autoescape=True))

@@ -19,6 +19,7 @@ from web import trail
 from web.access import can_see_case
 from web.auth import Refused, Viewer, allow
 from web.export import export_case, zip_bag
+from web.i18n import tagged
 from web.pages import render
 from web.queries import SearchForm, case_view, lane_of, search_cases, search_media
 
@@ -31,7 +32,7 @@ def parse_day(text: str) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError as e:
-        raise CustodyError(f"date {text!r} is not YYYY-MM-DD") from e
+        raise tagged(CustodyError(f"date {text!r} is not YYYY-MM-DD"), "error.date", text=text) from e
 
 
 @router.get("/search")
@@ -56,10 +57,11 @@ def search(request: Request, case_no: str = "", officer: str = "", device: str =
 def load_case(request: Request, s: Session, viewer: Viewer, case_no: str) -> Case:
     case = s.execute(select(Case).where(Case.case_no == case_no)).scalar_one_or_none()
     if case is None:
-        raise NotFound(f"no case numbered {case_no}")
+        raise tagged(NotFound(f"no case numbered {case_no}"), "error.no_case", case_no=case_no)
     if not can_see_case(s, viewer.actor, case):
-        raise Refused(viewer, f"case {case_no} belongs to a unit this account does not cover",
-                      "case outside the account's units", case_no=case_no)
+        raise tagged(Refused(viewer, f"case {case_no} belongs to a unit this account does not cover",
+                             "case outside the account's units", case_no=case_no),
+                     "error.case_scope", case_no=case_no)
     return case
 
 

@@ -11,6 +11,7 @@ from indexer.catalog.models import Derivative, Media, MediaLink
 from web import actions, trail
 from web.access import can_see_case, can_see_media
 from web.auth import Refused, Viewer, allow
+from web.i18n import tagged
 from web.pages import render
 from web.queries import media_view
 from web.streaming import RangeNotSatisfiable, content_type, not_satisfiable, parse_range, ranged_response
@@ -21,16 +22,18 @@ router = APIRouter()
 def load_media(request: Request, s: Session, viewer: Viewer, media_id: int) -> Media:
     media = s.get(Media, media_id)
     if media is None:
-        raise NotFound(f"no recording {media_id}")
+        raise tagged(NotFound(f"no recording {media_id}"), "error.no_recording", media_id=media_id)
     if not can_see_media(s, viewer.actor, media):
-        raise Refused(viewer, f"recording {media_id} is outside what this account covers",
-                      "recording outside the account's scope", media_id=media_id)
+        raise tagged(Refused(viewer, f"recording {media_id} is outside what this account covers",
+                             "recording outside the account's scope", media_id=media_id),
+                     "error.media_scope", media_id=media_id)
     return media
 
 
 def _playable(media: Media) -> Media:
     if media.status == "purged":
-        raise NotFound(f"recording {media.id} was purged on {media.purged_at}; only its record remains")
+        raise tagged(NotFound(f"recording {media.id} was purged on {media.purged_at}; only its record remains"),
+                     "error.purged", media_id=media.id, at=media.purged_at)
     return media
 
 
@@ -83,7 +86,7 @@ def derivative(request: Request, derivative_id: int, viewer: Viewer = Depends(al
     with app.catalog.session() as s:
         d = s.get(Derivative, derivative_id)
         if d is None or d.purged_at is not None:
-            raise NotFound(f"no keyframe {derivative_id}")
+            raise tagged(NotFound(f"no keyframe {derivative_id}"), "error.no_keyframe", id=derivative_id)
         load_media(request, s, viewer, d.media_id)
         trail.record(s, viewer, "viewed", media_id=d.media_id, subject=f"derivative:{d.id}",
                      detail={"kind": d.kind, "offset_seconds": d.offset_seconds})
@@ -100,8 +103,9 @@ def link(request: Request, media_id: int, case_no: str = Form(""), reason: str =
         media = load_media(request, s, viewer, media_id)
         case = actions.find_case(s, case_no)
         if not can_see_case(s, viewer.actor, case):
-            raise Refused(viewer, f"case {case.case_no} belongs to a unit this account does not cover",
-                          "case outside the account's units", case_no=case.case_no)
+            raise tagged(Refused(viewer, f"case {case.case_no} belongs to a unit this account does not cover",
+                                 "case outside the account's units", case_no=case.case_no),
+                         "error.case_scope", case_no=case.case_no)
         actions.link(s, viewer, media, case, reason)
     return RedirectResponse(f"/media/{media_id}", status_code=303)
 
@@ -113,10 +117,10 @@ def unlink(request: Request, link_id: int, reason: str = Form(""),
     with app.catalog.session() as s:
         row = s.get(MediaLink, link_id)
         if row is None:
-            raise NotFound(f"no link {link_id}")
+            raise tagged(NotFound(f"no link {link_id}"), "error.no_link", id=link_id)
         load_media(request, s, viewer, row.media_id)
         if not row.active:
-            raise CustodyError(f"link {link_id} was already removed")
+            raise tagged(CustodyError(f"link {link_id} was already removed"), "error.link_removed", id=link_id)
         actions.unlink(s, viewer, row, reason)
         media_id = row.media_id
     return RedirectResponse(f"/media/{media_id}", status_code=303)

@@ -11,6 +11,7 @@ from indexer.catalog.models import Media, ReviewItem
 from web import actions, trail
 from web.access import can_see_case, scope_media
 from web.auth import Refused, Viewer, allow
+from web.i18n import tagged
 from web.pages import render
 from web.routes.media import load_media
 
@@ -35,12 +36,13 @@ def resolve(request: Request, item_id: int, case_no: str = Form(""), reason: str
     with app.catalog.session() as s:
         item = s.get(ReviewItem, item_id)
         if item is None:
-            raise NotFound(f"no review item {item_id}")
+            raise tagged(NotFound(f"no review item {item_id}"), "error.no_review_item", id=item_id)
         load_media(request, s, viewer, item.media_id)
         if case_no.strip():
             case = actions.find_case(s, case_no)
             if not can_see_case(s, viewer.actor, case):
-                raise Refused(viewer, f"case {case.case_no} belongs to a unit this account does not cover",
-                              "case outside the account's units", case_no=case.case_no)
+                raise tagged(Refused(viewer, f"case {case.case_no} belongs to a unit this account does not cover",
+                                     "case outside the account's units", case_no=case.case_no),
+                             "error.case_scope", case_no=case.case_no)
         actions.resolve_review(s, viewer, item, case_no, reason)
     return RedirectResponse("/review", status_code=303)
