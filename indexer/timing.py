@@ -236,6 +236,37 @@ def stored_readings(media: Media) -> dict[str, Reading]:
     return {k: Reading.from_json(k, v) for k, v in raw.items()}
 
 
+DOCK_SLACK = timedelta(minutes=10)  # a recording ends before its device is docked; allow for clock grain
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t
+
+
+def _corrected(device_time: datetime, offset: float | None) -> datetime | None:
+    try:
+        return device_time - timedelta(seconds=offset or 0.0)
+    except OverflowError:
+        return None
+
+
+def _before_dock(t: datetime | None, media: Media) -> bool:
+    return t is not None and (media.docked_at is None or t <= _utc(media.docked_at) + DOCK_SLACK)
+
+
+def _flag_clock(media: Media, suspect: bool) -> None:
+    flags = list(media.flags or [])
+    reasons = dict(media.flag_reasons or {})
+    if suspect and "clock_suspect" not in flags:
+        flags.append("clock_suspect")
+        reasons["clock_suspect"] = ("the device clock was wrong for this recording (corrected, its time would "
+                                    "lie after its dock): the time shown is the device's own reading")
+    elif not suspect and "clock_suspect" in flags:
+        flags.remove("clock_suspect")
+        reasons.pop("clock_suspect", None)
+    media.flags, media.flag_reasons = flags, reasons
+
+
 def apply_time(session: Session, media: Media, readings: dict[str, Reading]) -> bool:
     """Fix the corrected start/end from the most trusted reading and the best offset.
 
@@ -252,8 +283,17 @@ def apply_time(session: Session, media: Media, readings: dict[str, Reading]) -> 
     media.time_source = chosen.source
     media.clock_offset_seconds = off.seconds
     media.clock_offset_source = off.source[:64] if off.source else None
-    start = chosen.device_time - timedelta(seconds=off.seconds or 0.0)
-    media.recorded_start = start.astimezone(timezone.utc)
+    start = _corrected(chosen.device_time, off.seconds)
+    rejected = bool(off.seconds) and not _before_dock(start, media)
+    if rejected:
+        # The offset cannot be right for this recording: corrected, it would start after it was
+        # docked (the clock was reset between recording and dock, or misread).  Keep the
+        # device's own reading, say why, and flag it for a reviewer instead of inventing a time.
+        start = chosen.device_time
+        media.clock_offset_seconds = None
+        media.clock_offset_source = f"{off.seconds:+.0f} s not applied: would put it after its dock"[:64]
+    _flag_clock(media, rejected or not _before_dock(start, media))
+    media.recorded_start = start.astimezone(timezone.utc) if start is not None else None
     media.recorded_end = (media.recorded_start + timedelta(seconds=media.duration_seconds)
                           if media.duration_seconds else media.recorded_start)
     return before != (media.recorded_start, media.clock_offset_seconds)

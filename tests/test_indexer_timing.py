@@ -254,3 +254,28 @@ def test_docked_device_is_indexed_with_its_measured_clock_error(make_app, tmp_pa
     assert video.clock_offset_source.startswith("identity" if kind == "gat947" else "photo_gps")
     assert abs(video.clock_offset_seconds - 40.0) < 3.0
     assert abs((video.recorded_start - true_start).total_seconds()) < 3.0
+
+
+def test_clock_reset_after_recording_is_flagged_not_applied(make_app, tmp_path: Path, ffmpeg_ok: None) -> None:
+    """The battery ran flat before docking: the dock reads 1970, but the clips were named while
+    the clock was right.  Applying a 56-year offset would date them decades after their dock."""
+    import re
+
+    from ingest.pipeline import ingest_volume
+    from ingest.simulate import SimDevice, build_volume
+
+    app = make_app()
+    v = build_volume(tmp_path / "docks" / "cam", SimDevice(kind="gat947", clips=1, photos=0, audio=0, seconds=1))
+    ini = v / "SYSTEM" / "DEVICE.INI"
+    ini.write_bytes(re.sub(rb"DevTime=[^\r\n]*", b"DevTime=1970-01-01 08:00:05", ini.read_bytes()))
+    res = ingest_volume(app, v)
+    assert res.state == "complete", res.to_json()
+    mid = res.files[0].media_id
+    index_media(app, mid)
+    m = media(app, mid)
+    assert "clock_suspect" in m.flags and "after its dock" in m.flag_reasons["clock_suspect"] + m.clock_offset_source
+    assert m.clock_offset_seconds is None
+    assert abs((m.recorded_start - m.device_start.astimezone(timezone.utc)).total_seconds()) < 1  # the device's reading
+    assert m.recorded_start <= datetime.now(timezone.utc)
+    with app.catalog.session() as s:
+        assert s.get(DockSession, res.session).clock_offset_seconds < -1.5e9  # the measurement itself is kept

@@ -243,6 +243,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "media_kind.photo": ("照片", "photo"),
     "media_kind.other": ("其他", "other"),
     "flag.unplayable": ("无法播放", "unplayable"),
+    "flag.clock_suspect": ("设备时钟存疑", "device clock suspect"),
     "flag.empty": ("空文件", "empty"),
     "flag.important": ("重要标记", "important"),
     "flag.purged": ("已删除", "purged"),
