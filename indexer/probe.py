@@ -46,9 +46,9 @@ def probe_av(source: str, kind: str) -> ProbeResult:
     try:
         raw = ffmpeg.probe(source, **extra)
     except ffmpeg.Error as e:
-        return ProbeResult("ffprobe", {"error": _last_line(e.stderr)}, unplayable=_reason(e.stderr))
+        return ProbeResult("ffprobe", {"error": _last_line(e.stderr)}, unplayable=_reason(e.stderr, source))
     except (OSError, ValueError) as e:  # ffprobe missing, or output that is not JSON
-        return ProbeResult("ffprobe", {"error": str(e)}, unplayable=f"ffprobe could not run: {e}")
+        return ProbeResult("ffprobe", {"error": str(e)}, unplayable=f"ffprobe could not run: {_unspool(str(e), source)}")
     summary = summarise_av(raw)
     return ProbeResult("ffprobe", raw, summary, unplayable=_av_problem(summary, kind))
 
@@ -58,8 +58,14 @@ def _last_line(stderr: bytes | None) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def _reason(stderr: bytes | None) -> str:
-    return f"ffprobe: {_last_line(stderr) or 'failed without a message'}"
+def _reason(stderr: bytes | None, source: str) -> str:
+    return f"ffprobe: {_unspool(_last_line(stderr), source) or 'failed without a message'}"
+
+
+def _unspool(text: str, source: str) -> str:
+    """The tools name the file they read (a spool path or a presigned URL): meaningless to a
+    reviewer, and a URL carries a signature.  Say "<recording>" instead."""
+    return text.replace(source, "<recording>")
 
 
 def _av_problem(s: dict[str, Any], kind: str) -> str | None:
@@ -169,8 +175,13 @@ def probe_photo(path: str) -> ProbeResult:
         with Image.open(path) as img:
             summary.update(container=(img.format or "").lower() or None, width=img.width, height=img.height)
             img.load()  # decode: a truncated JPEG fails here, not in header parsing
+    except Image.DecompressionBombError as e:  # a header claiming gigapixels: damaged, never decoded
+        return ProbeResult("exifread", raw, summary, unplayable=f"image decode refused: {_unspool(str(e), path)}")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        return ProbeResult("exifread", raw, summary, unplayable=f"image cannot be decoded: {e}")
+        return ProbeResult("exifread", raw, summary, unplayable=f"image cannot be decoded: {_unspool(str(e), path)}")
+    except Exception as e:  # noqa: BLE001 - a decoder fault on hostile bytes is a flag, not a failed job
+        return ProbeResult("exifread", raw, summary,
+                           unplayable=f"image decode failed: {type(e).__name__}: {_unspool(str(e), path)}")
     return ProbeResult("exifread", raw, summary)
 
 

@@ -237,6 +237,7 @@ def stored_readings(media: Media) -> dict[str, Reading]:
 
 
 DOCK_SLACK = timedelta(minutes=10)  # a recording ends before its device is docked; allow for clock grain
+FLOOR = datetime(1990, 1, 1, tzinfo=timezone.utc)
 
 
 def _utc(t: datetime) -> datetime:
@@ -250,8 +251,9 @@ def _corrected(device_time: datetime, offset: float | None) -> datetime | None:
         return None
 
 
-def _before_dock(t: datetime | None, media: Media) -> bool:
-    return t is not None and (media.docked_at is None or t <= _utc(media.docked_at) + DOCK_SLACK)
+def _plausible_start(t: datetime | None, media: Media) -> bool:
+    """Not before body cameras kept time (the 1990 floor readings use too), not after the dock."""
+    return t is not None and t >= FLOOR and (media.docked_at is None or t <= _utc(media.docked_at) + DOCK_SLACK)
 
 
 def _flag_clock(media: Media, suspect: bool) -> None:
@@ -260,7 +262,7 @@ def _flag_clock(media: Media, suspect: bool) -> None:
     if suspect and "clock_suspect" not in flags:
         flags.append("clock_suspect")
         reasons["clock_suspect"] = ("the device clock was wrong for this recording (corrected, its time would "
-                                    "lie after its dock): the time shown is the device's own reading")
+                                    "lie after its dock or before 1990): the time shown is the device's own reading")
     elif not suspect and "clock_suspect" in flags:
         flags.remove("clock_suspect")
         reasons.pop("clock_suspect", None)
@@ -284,15 +286,15 @@ def apply_time(session: Session, media: Media, readings: dict[str, Reading]) -> 
     media.clock_offset_seconds = off.seconds
     media.clock_offset_source = off.source[:64] if off.source else None
     start = _corrected(chosen.device_time, off.seconds)
-    rejected = bool(off.seconds) and not _before_dock(start, media)
+    rejected = bool(off.seconds) and not _plausible_start(start, media)
     if rejected:
         # The offset cannot be right for this recording: corrected, it would start after it was
         # docked (the clock was reset between recording and dock, or misread).  Keep the
         # device's own reading, say why, and flag it for a reviewer instead of inventing a time.
         start = chosen.device_time
         media.clock_offset_seconds = None
-        media.clock_offset_source = f"{off.seconds:+.0f} s not applied: would put it after its dock"[:64]
-    _flag_clock(media, rejected or not _before_dock(start, media))
+        media.clock_offset_source = f"{off.seconds:+.0f} s not applied: implausible for this recording"[:64]
+    _flag_clock(media, rejected or not _plausible_start(start, media))
     media.recorded_start = start.astimezone(timezone.utc) if start is not None else None
     media.recorded_end = (media.recorded_start + timedelta(seconds=media.duration_seconds)
                           if media.duration_seconds else media.recorded_start)

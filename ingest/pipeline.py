@@ -122,8 +122,11 @@ def ingest_volume(app: App, volume: Path, *, actor: str | None = None, wipe: boo
     profile = recognise(app.profiles, entries)
     if profile is None:
         why = "no device profile matches this volume; left untouched (add a profile in config/devices)"
-        cut = next((e.note for e in entries if e.kind == "unscanned" and e.rel == "."), None)
-        return _unrecognised(app, volume, res, actor, f"{cut}; {why}" if cut else why)
+        cut = [e for e in entries if e.kind == "unscanned"]
+        if cut:  # what could not be listed may be what a profile looks for
+            why = f"{cut[0].rel}: {cut[0].note}" + (f" (and {len(cut) - 1} more)" if len(cut) > 1 else "") + \
+                f"; {why}"
+        return _unrecognised(app, volume, res, actor, why)
     try:
         ident = read_identity(profile, volume, entries)
     except IdentityError as e:
@@ -168,7 +171,7 @@ def _run(app: App, volume: Path, entries: list[vol.Entry], profile: Profile, ide
 
 
 def _media_entries(entries: list[vol.Entry], profile: Profile) -> list[vol.Entry]:
-    return [e for e in entries if e.kind == "file" and profile.is_media(e.rel) and not vol.os_litter(e.rel)]
+    return [e for e in entries if e.kind == "file" and profile.is_media(e.rel) and not vol.is_appledouble(e)]
 
 
 def _offload_and_store(app: App, volume: Path, entries: list[vol.Entry], profile: Profile, ident: Identity,
@@ -238,7 +241,6 @@ def _upload_early(app: App, item_id: int, profile: Profile, actor: str) -> str |
 REFUSED_KINDS = {
     "symlink": "symbolic link: never followed or read",
     "special": "device/special file: never read",
-    "mount": "another file system is mounted here: never crossed",
 }
 
 
@@ -274,7 +276,7 @@ def _record_unclaimed(app: App, sid: int, profile: Profile, entries: list[vol.En
         return
     with app.catalog.session() as s:
         for e in entries:
-            if e.kind != "file" or profile.is_media(e.rel) or vol.os_litter(e.rel):
+            if e.kind != "file" or profile.is_media(e.rel) or vol.is_appledouble(e):
                 continue
             claimed = [p.name for p in others if p.is_media(e.rel)]
             if claimed:

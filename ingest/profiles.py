@@ -338,7 +338,7 @@ def read_identity(profile: Profile, volume: Path, entries: list[Entry]) -> Ident
     raw = _parse_identity(spec, _decode(data), ent.rel)
     any_case = spec.format == "ini"  # INI keys are case-insensitive on the firmware's side too
     serial = _field(raw, spec.serial, any_case) or ""
-    if not serial.replace("\ufffd", "").strip():
+    if not _BROKEN.sub("", serial).replace("\ufffd", "").strip():
         raise IdentityError(f"identity file {ent.rel} has no usable {spec.serial}")
 
     def f(key: str | None) -> str | None:
@@ -369,11 +369,16 @@ def _parse_identity(spec: IdentitySpec, text: str, rel: str) -> dict[str, str]:
         raise IdentityError(f"identity file {rel}: {e}") from e
 
 
+_BROKEN = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")  # what _clean makes of a lone surrogate
+
+
 def _clean(s: str) -> str:
     """Valid text that encodes to UTF-8, at most IDENTITY_VALUE_MAX characters.  `\\uD800`
     escapes (JSON, properties) yield lone surrogates that later crash str.encode and SQLite:
-    a lone one becomes U+FFFD (the value stays data), an escaped pair is joined."""
-    s = s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    a lone one becomes its escape text `\\udXXX` (the value stays data, and two different broken
+    serials stay two devices), an escaped pair is joined."""
+    s = s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    s = "".join(f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
     return s.replace("\x00", "")[:IDENTITY_VALUE_MAX]
 
 

@@ -36,6 +36,12 @@ def check_av(path: Path, kind: str) -> Check:
     info = json.loads(r.stdout or "{}")
     types = {s.get("codec_type") for s in info.get("streams", [])}
     want = "video" if kind == "video" else "audio"
+    try:
+        duration = float((info.get("format") or {}).get("duration") or 0)
+    except (TypeError, ValueError):
+        duration = 0.0
+    if duration <= 0:  # a still image or an empty stream under a video name
+        return Check(False, "no duration: not a playable recording (a still image or an empty stream)")
     if want not in types:
         return Check(False, f"no {want} stream (found: {', '.join(sorted(t for t in types if t)) or 'none'})")
     # Decoding the last seconds catches files cut off mid-write (header fine, data missing).

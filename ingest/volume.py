@@ -6,6 +6,7 @@ valid UTF-8 are kept as bytes for opening and shown with backslash escapes.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ class Entry:
 # macOS and Windows write these beside real files when a device is browsed: never recordings.
 OS_LITTER_PREFIXES = ("._",)
 OS_LITTER_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+APPLEDOUBLE_MAGIC = b"\x00\x05\x16\x07"
 
 
 def os_litter(rel: str) -> bool:
@@ -50,6 +52,7 @@ def scan(volume: Path) -> list[Entry]:
     entries with the reason, and a mount point as a "mount" entry."""
     root = os.fsencode(os.path.abspath(volume))
     root_st = os.lstat(root)
+    mounts = mount_points_below(root)
     out: list[Entry] = []
     stack: list[tuple[bytes, bytes, int]] = [(root, b"", 0)]
     while stack:
@@ -71,8 +74,10 @@ def scan(volume: Path) -> list[Entry]:
                 if stat.S_ISLNK(mode):
                     kind = "symlink"
                 elif stat.S_ISDIR(mode):
-                    if st.st_dev != root_st.st_dev:
-                        kind = "mount"
+                    if st.st_dev != root_st.st_dev or de.path in mounts:  # a bind mount keeps the device number
+                        out.append(_unscanned(r, de.path, "another file system is mounted here: never crossed; "
+                                                          "not offloaded"))
+                        continue
                     elif depth + 1 > MAX_DEPTH:
                         out.append(_unscanned(r, de.path, f"nested deeper than {MAX_DEPTH} folders; not offloaded"))
                         continue
@@ -89,6 +94,48 @@ def scan(volume: Path) -> list[Entry]:
                                           "listing stopped, the rest is not offloaded"))
                     return sorted(out, key=lambda e: e.rel)
     return sorted(out, key=lambda e: e.rel)
+
+
+def mount_points_below(root: bytes) -> frozenset[bytes]:
+    """Mount points strictly inside `root`, from the kernel's table (bind mounts included, which
+    a device-number comparison cannot see).  Empty where /proc is not available."""
+    prefix = os.path.realpath(root).rstrip(b"/") + b"/"
+    found = set()
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                fields = line.split(b" ")
+                if len(fields) > 4:
+                    point = _unoctal(fields[4])
+                    if point.startswith(prefix):
+                        found.add(point)
+    except OSError:
+        return frozenset()
+    # scandir gives paths under the root as given; map them back if the root is reached via a link
+    given = os.path.abspath(root).rstrip(b"/") + b"/"
+    return frozenset(found | {given + p[len(prefix):] for p in found})
+
+
+def _unoctal(field: bytes) -> bytes:
+    """mountinfo escapes space, tab, newline and backslash as \\NNN (octal)."""
+    return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field)
+
+
+def is_appledouble(e: Entry) -> bool:
+    """A macOS `._` metadata file (magic 00 05 16 07), written when someone browsed the card.
+    A real recording that merely has such a name is not one (and is offloaded)."""
+    if not os_litter(e.rel) or e.kind != "file":
+        return False
+    try:
+        fd = os.open(e.abspath, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return os.read(fd, 4) == APPLEDOUBLE_MAGIC
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _unscanned(rel: bytes, path: bytes, why: str) -> Entry:

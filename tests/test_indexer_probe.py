@@ -184,3 +184,26 @@ def test_the_spool_copy_is_read_first_when_it_is_whole(make_app, tmp_path: Path)
         assert src.via == "spool" and src.location == str(spool / sha)
     run_pending(app, "w")
     assert indexed(app, mid).meta["keyframes"]["read_from"] == "spool"
+
+
+def test_hostile_photo_is_unplayable_and_reasons_never_name_the_spool(tmp_path: Path) -> None:
+    import io as _io
+
+    from PIL import Image as _Image
+
+    from indexer.probe import probe_av, probe_photo
+
+    buf = _io.BytesIO()
+    _Image.new("RGB", (16, 16)).save(buf, "JPEG")
+    data = bytearray(buf.getvalue())
+    i = data.index(b"\xff\xc0")
+    data[i + 5:i + 9] = b"\xff\xff\xff\xff"
+    bomb = tmp_path / "spoolish" / "0123abcd"
+    bomb.parent.mkdir()
+    bomb.write_bytes(bytes(data))
+    r = probe_photo(str(bomb))
+    assert r.unplayable and "decode" in r.unplayable and str(bomb) not in r.unplayable
+    junk = tmp_path / "spoolish" / "4567ef"
+    junk.write_bytes(b"not a video at all" * 100)
+    r = probe_av(str(junk), "video")
+    assert r.unplayable and str(junk) not in r.unplayable and "<recording>" in r.unplayable

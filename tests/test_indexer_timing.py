@@ -273,9 +273,27 @@ def test_clock_reset_after_recording_is_flagged_not_applied(make_app, tmp_path: 
     mid = res.files[0].media_id
     index_media(app, mid)
     m = media(app, mid)
-    assert "clock_suspect" in m.flags and "after its dock" in m.flag_reasons["clock_suspect"] + m.clock_offset_source
+    assert "clock_suspect" in m.flags and "after its dock" in m.flag_reasons["clock_suspect"] and "not applied" in m.clock_offset_source
     assert m.clock_offset_seconds is None
     assert abs((m.recorded_start - m.device_start.astimezone(timezone.utc)).total_seconds()) < 1  # the device's reading
     assert m.recorded_start <= datetime.now(timezone.utc)
     with app.catalog.session() as s:
         assert s.get(DockSession, res.session).clock_offset_seconds < -1.5e9  # the measurement itself is kept
+
+
+def test_a_clock_that_jumped_ahead_is_not_applied_backwards(make_app, tmp_path: Path, ffmpeg_ok: None) -> None:
+    import re
+
+    from ingest.pipeline import ingest_volume
+    from ingest.simulate import SimDevice, build_volume
+
+    app = make_app()
+    v = build_volume(tmp_path / "docks" / "cam", SimDevice(kind="gat947", clips=1, photos=0, audio=0, seconds=1))
+    ini = v / "SYSTEM" / "DEVICE.INI"
+    ini.write_bytes(re.sub(rb"DevTime=[^\r\n]*", b"DevTime=2099-01-01 00:00:00", ini.read_bytes()))
+    res = ingest_volume(app, v)
+    mid = res.files[0].media_id
+    index_media(app, mid)
+    m = media(app, mid)
+    assert "clock_suspect" in m.flags and m.clock_offset_seconds is None
+    assert m.recorded_start.year >= 2026  # not 1954

@@ -211,3 +211,47 @@ def test_cli_names_only_real_accounts_and_reports_an_unreachable_catalog(tmp_pat
     r = run_cli(["media", "list"], down, tmp_path)
     assert r.returncode == 5 and r.stderr.startswith("error: the catalog database is unreachable"), r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_mount_inside_the_volume_is_never_crossed(make_app, sqlite_url: str, tmp_path: Path,
+                                                    ffmpeg_ok: None) -> None:
+    """A bind mount keeps the device number, so only the kernel's mount table reveals it: its
+    files are not the device's (never offloaded, never wiped) and the dock is not complete."""
+    import subprocess
+
+    app = make_app(catalog_url=sqlite_url)
+    v = gat(tmp_path)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "OTHER_0001.MP4").write_bytes(next(v.rglob("*.MP4")).read_bytes() + b"other")
+    inside = media_dir(v) / "bind"
+    inside.mkdir()
+    if subprocess.run(["mount", "--bind", str(outside), str(inside)], capture_output=True).returncode != 0:
+        pytest.skip("cannot bind-mount here (needs root)")
+    try:
+        res = ingest_volume(app, v, wipe=True)
+        j = res.to_json()
+        assert res.state == "incomplete" and j["counts"]["stored"] == 2, j
+        assert any(f["status"] == "skipped" and "mounted here" in f["reason"] for f in j["files"]), j
+        assert (outside / "OTHER_0001.MP4").exists()
+    finally:
+        subprocess.run(["umount", str(inside)], check=True)
+
+
+def test_a_real_recording_named_like_mac_litter_is_offloaded(make_app, sqlite_url: str, tmp_path: Path,
+                                                              ffmpeg_ok: None) -> None:
+    app = make_app(catalog_url=sqlite_url)
+    v = gat(tmp_path)
+    clip = next(v.rglob("*.MP4"))
+    clip.rename(clip.with_name(f"._{clip.name}"))  # a real MP4, not AppleDouble metadata
+    res = ingest_volume(app, v)
+    assert by_name(res.to_json())[f"._{clip.name}"]["status"] == "stored", res.to_json()
+
+
+def test_a_still_image_named_as_video_is_flagged_at_ingest(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), "red").save(buf, "JPEG")
+    fake = tmp_path / "A100001_310001_20261128230000_0008.MP4"
+    fake.write_bytes(buf.getvalue() + b"\x00" * 5)
+    chk = quickcheck.check(fake, "video", fake.stat().st_size)
+    assert not chk.ok and "no duration" in chk.reason

@@ -158,13 +158,15 @@ def test_deeply_nested_json_is_an_identity_error_not_a_crash(tmp_path: Path) -> 
         _read(tmp_path, "dcim_camera", b'{"a":' * 30000 + b"1" + b"}" * 30000)
 
 
-def test_lone_surrogates_become_replacement_characters(tmp_path: Path) -> None:
+def test_lone_surrogates_become_their_escape_text(tmp_path: Path) -> None:
+    """Two different broken serials must stay two devices: no common replacement character."""
     ident = _read(tmp_path, "dcim_camera", b'{"serial": "DC\\ud800", "officer_id": "31\\udfff1", "\\udc00k": "v",'
                                           b' "model": "\\ud83d\\ude00"}')
-    assert (ident.serial, ident.officer, ident.model) == ("DC\ufffd", "31\ufffd1", "\U0001F600")
+    assert (ident.serial, ident.officer, ident.model) == ("DC\\ud800", "31\\udfff1", "\U0001F600")
+    assert _read(tmp_path, "dcim_camera", b'{"serial": "DC\\udbff"}').serial != ident.serial
     json.dumps(ident.raw, ensure_ascii=False).encode("utf-8")  # stored as JSON text later: must not raise
     ident = _read(tmp_path, "android_terminal", b"terminal.serial=MDT\\uD800X\nuser.badge=\\uDC00\n")
-    assert (ident.serial, ident.officer) == ("MDT\ufffdX", "\ufffd")
+    assert (ident.serial, ident.officer) == ("MDT\\ud800X", "\\udc00")
     for text in [ident.serial, ident.officer, *ident.raw, *ident.raw.values()]:
         text.encode("utf-8")
 
