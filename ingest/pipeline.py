@@ -58,6 +58,7 @@ class IngestResult:
     files: list[FileResult] = field(default_factory=list)
     safe_to_remove_after_s: float | None = None
     wiped: int = 0
+    changed_on_device: int = 0  # stored files whose device bytes changed after the copy (not wiped)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -219,7 +220,22 @@ def _offload_and_store(app: App, volume: Path, entries: list[vol.Entry], profile
     _collect_upload_results(app, sid, res, outage)
     if wipe and not outage:
         res.wiped = wipe_session(app, sid, volume, {e.rel: e for e in media}, actor)
+        _note_wipe_refusals(app, sid, res)
     return _finish(app, sid, res, actor, outage)
+
+
+def _note_wipe_refusals(app: App, sid: int, res: IngestResult) -> None:
+    """A file whose bytes changed on the device after its copy: stored (the copy is evidence),
+    but the dock is not complete - what the device holds now was never captured."""
+    from ingest.wipe import CHANGED
+
+    with app.catalog.session() as s:
+        changed = set(s.execute(select(OffloadItem.device_path).where(OffloadItem.session_id == sid,
+                                                                      OffloadItem.reason == CHANGED)).scalars())
+    for f in res.files:
+        if f.path in changed:
+            f.reason = CHANGED
+    res.changed_on_device = len(changed)
 
 
 def _upload_early(app: App, item_id: int, profile: Profile, actor: str) -> str | None:
@@ -450,13 +466,17 @@ def _settle_spooled_duplicate(s: Any, it: OffloadItem) -> None:
         it.media_id, it.phase = m.id, "stored"
         s.add(Sighting(media_id=m.id, session_id=it.session_id, device_path=it.device_path))
         it.reason = f"stored from the copy an earlier dock left in the station spool (media {m.id})"
+    elif s.execute(select(OffloadItem.id).where(OffloadItem.sha256 == it.sha256, OffloadItem.phase == "pending",
+                                                OffloadItem.reason.like("spool copy damaged%")).limit(1)).first():
+        it.reason = ("the copy an earlier dock left in the station spool was damaged and set aside; not stored, "
+                     "not wiped: dock again to copy it afresh from the device")
     else:
         it.reason = "the copy an earlier dock left in the station spool is not stored yet (upload pending); not wiped"
 
 
 def _finish(app: App, sid: int, res: IngestResult, actor: str, outage: str | None) -> IngestResult:
     counts = res.counts
-    complete = not outage and counts["skipped"] == 0
+    complete = not outage and counts["skipped"] == 0 and not res.changed_on_device
     with app.catalog.session() as s:
         d = s.get(DockSession, sid)
         d.counts = {**counts, "wiped": res.wiped}
@@ -467,12 +487,20 @@ def _finish(app: App, sid: int, res: IngestResult, actor: str, outage: str | Non
                 _close_resumed(s, d)
         else:
             d.state = "incomplete"
-            d.message = outage or f"{counts['skipped']} file(s) not stored"
+            d.message = _shortfall(outage, counts, res)
         custody_log.record(s, "session_complete" if complete else "session_incomplete", actor=actor, session_id=sid,
                            detail={"counts": counts, "wiped": res.wiped, "message": d.message})
     res.state = "complete" if complete else "incomplete"
-    res.message = None if complete else (outage or f"{counts['skipped']} file(s) not stored")
+    res.message = None if complete else _shortfall(outage, counts, res)
     return res
+
+
+def _shortfall(outage: str | None, counts: dict[str, int], res: IngestResult) -> str:
+    if outage:
+        return outage
+    if counts["skipped"]:
+        return f"{counts['skipped']} file(s) not stored"
+    return f"{res.changed_on_device} file(s) changed on the device after their copy; dock again to capture them"
 
 
 def _close_resumed(s: Any, d: DockSession) -> None:

@@ -49,7 +49,7 @@ def wipe_session(app: App, sid: int, volume: Path, entries: dict[str, Entry], ac
             log.warning("not wiping %s: the device file changed since it was copied", rel)
             continue
         if _device_sha256(e.abspath, inode) != sha:
-            log.warning("not wiping %s: its bytes are no longer the ones stored", rel)
+            _changed_on_device(app, item_id, sid, media_id, rel, sha, actor)
             continue
         os.unlink(e.abspath)
         _fsync_parent(e.abspath)
@@ -60,6 +60,21 @@ def wipe_session(app: App, sid: int, volume: Path, entries: dict[str, Entry], ac
                                detail={"device_path": rel, "verified_key": key})
         wiped += 1
     return wiped
+
+
+CHANGED = "not wiped: the device file's bytes changed after its copy was stored; it will be read again"
+
+
+def _changed_on_device(app: App, item_id: int, sid: int, media_id: int, rel: str, sha: str, actor: str) -> None:
+    """Same name, size and time, other bytes: the stored copy stays the evidence of what was
+    copied, and the device holds something never captured.  Say so, and make sure the next
+    dock reads the file again instead of trusting name, size and time."""
+    log.warning("not wiping %s: its bytes are no longer the ones stored", rel)
+    with app.catalog.session() as s:
+        it = s.get(OffloadItem, item_id)
+        it.mtime_ns, it.reason = None, CHANGED  # no (path, size, mtime) match can skip it again
+        custody_log.record(s, "wipe_refused", actor=actor, media_id=media_id, session_id=sid, outcome="refused",
+                           subject=f"sha256:{sha}", detail={"device_path": rel, "reason": CHANGED})
 
 
 def _device_sha256(path: bytes, inode: int | None) -> str | None:

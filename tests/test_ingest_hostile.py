@@ -105,6 +105,12 @@ def test_device_file_rewritten_in_place_is_not_wiped(make_app, sqlite_url: str, 
     monkeypatch.setattr(pipeline, "wipe_session", rewrite_then_wipe)
     res = ingest_volume(app, v, wipe=True)
     assert res.wiped == 1 and clip.exists(), res.to_json()  # the photo went, the rewritten clip stayed
+    assert res.state == "incomplete" and "changed on the device" in res.message
+    assert "bytes changed" in by_name(res.to_json())[clip.name]["reason"]
+    monkeypatch.setattr(pipeline, "wipe_session", real)
+    # The next dock reads it again (name, size and time are not trusted) and captures the new bytes.
+    again = ingest_volume(app, v)
+    assert by_name(again.to_json())[clip.name]["status"] == "stored" and again.state == "complete", again.to_json()
 
 
 def test_one_file_failing_to_store_does_not_stop_the_others(make_app, sqlite_url: str, tmp_path: Path,
