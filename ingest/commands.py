@@ -44,7 +44,7 @@ def setup_logging(verbose: bool = False, tz: tzinfo | None = None) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
                         handlers=[RichHandler(console=err, show_path=False, markup=False, log_time_format=stamp)],
                         force=True)
-    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "watchdog", "alembic"):
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "watchdog", "alembic", "exifread"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -68,7 +68,7 @@ def daemon(app: App, simulate: bool, exit_when_idle: bool, verbose: bool) -> Non
     d = Daemon(app, exit_when_idle=exit_when_idle)
 
     def _stop(signum: int, _frame: object) -> None:
-        logging.getLogger("custody.daemon").info("signal %d: finishing current files, then stopping", signum)
+        logging.getLogger("custody.daemon").info("signal %d: finishing the file in hand, then stopping", signum)
         d.stop.set()
         d.wake.set()
 
@@ -78,7 +78,7 @@ def daemon(app: App, simulate: bool, exit_when_idle: bool, verbose: bool) -> Non
         d.hold_idle.set()
         threading.Thread(target=_simulate_later, args=(app, d), daemon=True).start()
     d.run()
-    if exit_when_idle and any(r.state != "complete" for r in d.results):
+    if exit_when_idle and any(r.state != "complete" for r in d.final_results()):
         sys.exit(1)
 
 

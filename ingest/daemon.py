@@ -10,6 +10,7 @@ the spool are uploaded.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +25,7 @@ from indexer.catalog.models import DockSession, OffloadItem
 from ingest import volume as vol
 from ingest.offload import clean_spool_tmp
 from ingest.pipeline import DeviceBusy, DeviceLock, IngestResult, ingest_volume
-from ingest.upload import clean_spool, spool_dir, upload_pending
+from ingest.upload import clean_spool, close_drained_sessions, spool_dir, upload_pending
 
 log = logging.getLogger("custody.daemon")
 
@@ -32,9 +33,24 @@ log = logging.getLogger("custody.daemon")
 @dataclass
 class Watched:
     signature: tuple[int, int, int]
-    since: float
+    since: float  # when the signature last changed
+    first_seen: float = 0.0
+    done_at: float | None = None
     done_signature: tuple[int, int, int] | None = None
+    retry_at: float | None = None  # try again while docked (device busy elsewhere, spool full)
+    retries: int = 0
     future: Future[IngestResult] | None = None
+
+
+RETRY_SECONDS = 10.0
+MAX_RETRIES = 6  # then the volume waits for a change or a re-dock, and the log says why
+MAX_SETTLE_FACTOR = 20  # a volume that never stops changing (a log file) is offloaded anyway after this many settles
+
+
+def shown(name: str) -> str:
+    """A dock directory's name for a log line: escaped, never raw bytes or terminal controls."""
+    text = vol.display_name(os.fsencode(name))
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def recover(app: App, actor: str) -> None:
@@ -145,13 +161,22 @@ class Daemon:
             self._start_thread(wid, lambda w=wid: run_worker(self.app, self.stop, w))
 
     # ---------------------------------------------------------------- dock watching
+    def _docked(self) -> set[Path]:
+        """Directories in the dock root (a mounted volume); links and plain files are not volumes."""
+        if not self.root.is_dir():
+            return set()
+        try:
+            return {p for p in self.root.iterdir()
+                    if not p.name.startswith(".") and not p.is_symlink() and p.is_dir()}
+        except OSError:
+            return set()
+
     def _poll(self) -> None:
         now = time.monotonic()
-        present = {p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")} if self.root.is_dir() else set()
+        present = self._docked()
         for gone in set(self.watched) - present:
-            w = self.watched.pop(gone)
-            if w.future is None or w.future.done():
-                log.info("undocked: %s", gone.name)
+            self.watched.pop(gone)
+            log.info("undocked: %s", shown(gone.name))
         for p in sorted(present):
             try:
                 sig = vol.signature(p)
@@ -159,49 +184,80 @@ class Daemon:
                 continue
             w = self.watched.get(p)
             if w is None:
-                self.watched[p] = Watched(sig, now)
-                log.info("docked: %s (waiting %.1fs for it to settle)", p.name, self.st.settle_seconds)
+                self.watched[p] = Watched(sig, now, first_seen=now)
+                log.info("docked: %s (waiting %.1fs for it to settle)", shown(p.name), self.st.settle_seconds)
                 continue
             if w.future is not None and not w.future.done():
                 continue
             if sig != w.signature:
                 w.signature, w.since = sig, now
-                continue
-            if now - w.since < self.st.settle_seconds or sig == w.done_signature or sig[0] == 0:
-                continue
-            w.future = self.pool.submit(self._offload, p)
+            if self._due(w, sig, now):
+                w.retry_at = None
+                w.future = self.pool.submit(self._offload, p, w)
 
-    def _offload(self, p: Path) -> IngestResult:
+    def _due(self, w: Watched, sig: tuple[int, int, int], now: float) -> bool:
+        if sig[0] == 0:
+            return False  # an empty mount point: nothing to offload yet
+        if w.retry_at is not None:
+            return now >= w.retry_at
+        if sig == w.done_signature:
+            return False
+        settled = now - w.since >= self.st.settle_seconds
+        # A device that keeps writing (a log file) never settles: offload it anyway, now and then;
+        # files still being written are waited for or skipped per file.
+        forced = now - (w.done_at or w.first_seen) >= MAX_SETTLE_FACTOR * max(self.st.settle_seconds, 1.0)
+        return settled or forced
+
+    def _offload(self, p: Path, w: Watched) -> IngestResult:
         try:
-            res = ingest_volume(self.app, p, actor=self.actor)
+            res = ingest_volume(self.app, p, actor=self.actor, should_stop=self.stop.is_set)
         except Exception as e:  # noqa: BLE001 - one broken device never stops the daemon
-            log.exception("offload of %s failed: %s", p.name, e)
-            res = IngestResult(volume=str(p), state="failed", message=str(e))
-        w = self.watched.get(p)
-        if w is not None:
-            try:
-                w.done_signature = vol.signature(p)
-                w.signature = w.done_signature
-            except OSError:
-                pass
+            log.exception("offload of %s failed: %s", shown(p.name), e)
+            res = IngestResult(volume=vol.shown_path(p), state="failed", message=str(e))
+        # Only this dock's own record is updated (the volume may have been pulled and docked again).
+        try:
+            w.done_signature = w.signature = vol.signature(p)
+        except OSError:
+            pass
+        w.done_at = time.monotonic()
+        if res.retry and not self.stop.is_set() and w.retries < MAX_RETRIES:
+            w.retries += 1
+            w.retry_at = w.done_at + RETRY_SECONDS
+        elif not res.retry:
+            w.retries = 0
         self.results.append(res)
         c = res.counts
         dev = (res.device or {}).get("serial", "?")
-        log.info("%s [%s] %s: stored %d, duplicate %d, flagged %d, refused %d, skipped %d%s", p.name, dev, res.state,
-                 c["stored"], c["duplicate"], c["flagged"], c["refused"], c["skipped"],
-                 f" — {res.message}" if res.message else "")
+        log.info("%s [%s] %s: stored %d, duplicate %d, flagged %d, refused %d, skipped %d%s%s", shown(p.name), dev,
+                 res.state, c["stored"], c["duplicate"], c["flagged"], c["refused"], c["skipped"],
+                 f" — {res.message}" if res.message else "",
+                 f"; trying again in {RETRY_SECONDS:.0f}s" if w.retry_at else "")
         self.wake.set()
         return res
+
+    def final_results(self) -> list[IngestResult]:
+        """The last result per docked volume (an attempt that was retried does not count)."""
+        last: dict[str, IngestResult] = {}
+        for r in self.results:
+            last[r.volume] = r
+        return list(last.values())
 
     def _idle(self) -> bool:
         if self.hold_idle.is_set():
             return False
-        if any(w.future is None or not w.future.done() for w in self.watched.values()):
-            return False
+        for w in self.watched.values():
+            if w.future is not None and not w.future.done():
+                return False  # an offload running
+            if w.future is None and w.signature[0] > 0:
+                return False  # a volume still settling (an empty mount point is not waiting for anything)
+            if w.retry_at is not None:
+                return False  # a retry due
         from indexer.catalog.models import Job
 
         with self.app.catalog.session() as s:
-            waiting = s.execute(select(OffloadItem.id).where(OffloadItem.phase == "copied").limit(1)).first()
+            waiting = s.execute(select(OffloadItem.id).join(DockSession, DockSession.id == OffloadItem.session_id)
+                                .where(OffloadItem.phase == "copied", DockSession.station == self.app.station)
+                                .limit(1)).first()
             jobs = s.execute(select(Job.id).where(Job.state.in_(("pending", "running"))).limit(1)).first()
         return waiting is None and (jobs is None or not self.indexing)
 
@@ -221,7 +277,12 @@ class Daemon:
                 delay = self.st.upload_retry_seconds
                 if n:
                     log.info("uploaded %d recording(s) from the spool", n)
+                    for _ in range(close_drained_sessions(self.app, self.actor)):
+                        log.info("a dock that ended incomplete is complete now: its spool copies are stored")
                 clean_spool(self.app)
+                clean_partial = getattr(self.app.store, "clean_partial", None)
+                if clean_partial is not None and (removed := clean_partial()):
+                    log.warning("store: removed %d partial object file(s) left by an interrupted write", removed)
             except Exception as e:  # noqa: BLE001 - keep the loop alive; the next pass retries
                 log.exception("uploader: %s", e)
             self.stop.wait(self.st.upload_retry_seconds)

@@ -57,6 +57,7 @@ class IngestResult:
     device: dict[str, Any] | None = None
     files: list[FileResult] = field(default_factory=list)
     safe_to_remove_after_s: float | None = None
+    retry: bool = False  # worth trying again while docked (device busy elsewhere, spool full)
     wiped: int = 0
     changed_on_device: int = 0  # stored files whose device bytes changed after the copy (not wiped)
 
@@ -111,11 +112,11 @@ def _noop(event: str, data: dict[str, Any]) -> None:
 
 
 def ingest_volume(app: App, volume: Path, *, actor: str | None = None, wipe: bool | None = None,
-                  progress: Progress | None = None) -> IngestResult:
+                  progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> IngestResult:
     actor = actor or f"station:{app.station}"
     progress = progress or _noop
     volume = Path(os.path.abspath(volume))
-    res = IngestResult(volume=str(volume), state="failed")
+    res = IngestResult(volume=vol.shown_path(volume), state="failed")
     if not volume.is_dir() or volume.is_symlink():
         res.message = "not a directory (a mounted device volume is expected)"
         return res
@@ -138,9 +139,10 @@ def ingest_volume(app: App, volume: Path, *, actor: str | None = None, wipe: boo
     spool = spool_dir(app)
     try:
         with DeviceLock(spool, ident.serial):
-            return _run(app, volume, entries, profile, ident, read_at, res, actor, wipe, progress)
+            return _run(app, volume, entries, profile, ident, read_at, res, actor, wipe, progress,
+                        should_stop or (lambda: False))
     except DeviceBusy as e:
-        res.state, res.message = "failed", str(e)
+        res.state, res.message, res.retry = "failed", str(e), True
         return res
 
 
@@ -154,7 +156,8 @@ def _unrecognised(app: App, volume: Path, res: IngestResult, actor: str, reason:
 
 
 def _run(app: App, volume: Path, entries: list[vol.Entry], profile: Profile, ident: Identity, read_at: Any,
-         res: IngestResult, actor: str, wipe: bool | None, progress: Progress) -> IngestResult:
+         res: IngestResult, actor: str, wipe: bool | None, progress: Progress,
+         should_stop: Callable[[], bool]) -> IngestResult:
     st = app.settings.station
     wipe = st.wipe_after_verify if wipe is None else wipe
     t0 = time.monotonic()
@@ -164,7 +167,8 @@ def _run(app: App, volume: Path, entries: list[vol.Entry], profile: Profile, ide
         sid = ds.id
     res.session = sid
     try:
-        return _offload_and_store(app, volume, entries, profile, ident, res, actor, wipe, progress, sid, t0)
+        return _offload_and_store(app, volume, entries, profile, ident, res, actor, wipe, progress, sid, t0,
+                                  should_stop)
     except Exception as e:  # noqa: BLE001 - one bad volume never takes the daemon down or hangs a session
         log.exception("%s: offload failed", volume)
         return _finish_interrupted(app, sid, volume, _media_entries(entries, profile), res,
@@ -177,7 +181,7 @@ def _media_entries(entries: list[vol.Entry], profile: Profile) -> list[vol.Entry
 
 def _offload_and_store(app: App, volume: Path, entries: list[vol.Entry], profile: Profile, ident: Identity,
                        res: IngestResult, actor: str, wipe: bool, progress: Progress, sid: int,
-                       t0: float) -> IngestResult:
+                       t0: float, should_stop: Callable[[], bool]) -> IngestResult:
     st = app.settings.station
     media = _media_entries(entries, profile)
     refused = [e for e in entries if e.kind in REFUSED_KINDS]
@@ -194,6 +198,9 @@ def _offload_and_store(app: App, volume: Path, entries: list[vol.Entry], profile
             _check_spool_space(app, 0)
             by_rel = {e.rel: e for e in entries}
             for e in media:
+                if should_stop():  # the station is shutting down: finish the file in hand, not the device
+                    interrupted = "station shutting down; the next dock finishes it"
+                    break
                 _check_spool_space(app, e.size)
                 side = find_sidecar(profile, e, by_rel)
                 item_id = _offload_one(app, volume, sid, ident.serial, e, actor, res, trust_known=not wipe,
@@ -206,6 +213,7 @@ def _offload_and_store(app: App, volume: Path, entries: list[vol.Entry], profile
             interrupted = f"device removed during offload: {e}"
         except SpoolFull as e:
             interrupted = f"spool full, offload refused: {e}"
+            res.retry = True
         t_safe = time.monotonic()
     if interrupted:
         return _finish_interrupted(app, sid, volume, media, res, interrupted, actor)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from indexer.catalog import custody_log
 from indexer.catalog.models import Device, DockSession, Officer, Unit, utcnow
 from ingest.profiles import Identity, Profile, device_clock_offset
+from ingest.volume import shown_path
 
 
 def upsert_unit(s: Session, code: str | None) -> Unit | None:
@@ -64,7 +65,7 @@ def open_session(s: Session, *, station: str, volume: Path, profile: Profile, id
         .order_by(DockSession.id.desc())
     ).scalars().first()
     ds = DockSession(
-        station=station, volume_path=str(volume), profile=profile.name, device_id=dev.id,
+        station=station, volume_path=shown_path(volume), profile=profile.name, device_id=dev.id,
         officer_badge=ident.officer, unit_code=ident.unit, identity=ident.raw, state="offloading",
         resumed_from_id=prev.id if prev else None, started_at=utcnow(), heartbeat_at=utcnow(),
         device_clock_text=ident.clock_text, station_clock_at_read=read_at, clock_offset_seconds=offset,
@@ -73,17 +74,17 @@ def open_session(s: Session, *, station: str, volume: Path, profile: Profile, id
     s.add(ds)
     s.flush()
     custody_log.record(s, "docked", actor=actor, session_id=ds.id, subject=f"device:{ident.serial}", detail={
-        "volume": str(volume), "profile": profile.name, "serial": ident.serial, "officer": ident.officer,
+        "volume": shown_path(volume), "profile": profile.name, "serial": ident.serial, "officer": ident.officer,
         "unit": ident.unit, "device_clock": ident.clock_text, "station_clock": read_at.isoformat(),
         "clock_offset_seconds": offset, "resumes_session": prev.id if prev else None})
     return ds
 
 
 def record_unrecognised(s: Session, *, station: str, volume: Path, reason: str, actor: str) -> DockSession:
-    ds = DockSession(station=station, volume_path=str(volume), state="unrecognised", message=reason,
+    ds = DockSession(station=station, volume_path=shown_path(volume), state="unrecognised", message=reason,
                      started_at=utcnow(), ended_at=utcnow())
     s.add(ds)
     s.flush()
     custody_log.record(s, "unrecognised", actor=actor, session_id=ds.id, outcome="refused",
-                       subject=f"volume:{volume.name}", detail={"volume": str(volume), "reason": reason})
+                       subject=f"volume:{shown_path(volume).rsplit('/', 1)[-1]}", detail={"volume": shown_path(volume), "reason": reason})
     return ds

@@ -148,7 +148,7 @@ def _store_item(app: App, item_id: int, profile: Profile | None, actor: str) -> 
     key = media_key(sha)
     kind = profile.media_kind(item.device_path) if profile else "other"
     if existing is not None and existing.status == "stored":
-        app.store.confirm(key, sha, size)  # the earlier copy really is there
+        _confirm_or_restore(app, key, src, sha, size, existing.id, item.session_id, actor)
         return _record_duplicate(app, item_id, existing.id, actor)
     if not src.exists():
         with cat.session() as s:
@@ -190,6 +190,24 @@ def _spool_damaged(app: App, item_id: int, src: Path, why: str, actor: str) -> O
                            detail={"device_path": it.device_path, "error": why[:500], "kept_as": kept.name})
     log.error("item %s: %s (%s)", item_id, reason, why)
     return Outcome("skipped", reason)
+
+
+def _confirm_or_restore(app: App, key: str, src: Path, sha: str, size: int, media_id: int, session_id: int,
+                        actor: str) -> None:
+    """The earlier copy must really be in the store.  If it is gone (a store that lost data)
+    and this dock brought the same bytes, put them back: the store heals from the spool."""
+    try:
+        app.store.confirm(key, sha, size)
+        return
+    except StorageIntegrityError as e:
+        if not src.exists() or app.store.head(key) is not None:
+            raise  # present but wrong bytes: that is for `custody verify`, never overwritten here
+        why = str(e)
+    app.store.put_file(key, src, sha, size, metadata={"station": app.station})
+    with app.catalog.session() as s:
+        custody_log.record(s, "restored", actor=actor, media_id=media_id, session_id=session_id,
+                           subject=f"sha256:{sha}", detail={"key": key, "reason": why, "from": "station spool"})
+    log.warning("media %s: object %s was missing from the store; restored from this dock's copy", media_id, key)
 
 
 def _content_type(kind: str, name: str) -> str:
@@ -295,6 +313,24 @@ def upload_pending(app: App, actor: str, session_ids: list[int] | None = None) -
             log.exception("storing item %s failed", item_id)
             note_error(app, item_id, f"{type(e).__name__}: {e}")
     return done, None
+
+
+def close_drained_sessions(app: App, actor: str) -> int:
+    """Docks that ended incomplete only because their copies waited in the spool (storage was
+    down, the station was killed mid-upload): once every file is stored, they are complete."""
+    closed = 0
+    with app.catalog.session() as s:
+        for d in s.execute(select(DockSession).where(DockSession.station == app.station,
+                                                     DockSession.state == "incomplete")).scalars():
+            items = s.execute(select(OffloadItem).where(OffloadItem.session_id == d.id)).scalars().all()
+            if not items or any(i.phase in ("pending", "copied") or i.status == "skipped" for i in items):
+                continue
+            d.state = "complete"
+            d.message = f"completed after the dock: its spool copies were stored ({d.message or 'incomplete'})"
+            custody_log.record(s, "session_complete", actor=actor, session_id=d.id,
+                               detail={"late": True, "message": d.message})
+            closed += 1
+    return closed
 
 
 def note_error(app: App, item_id: int, err: str) -> None:

@@ -44,6 +44,12 @@ def display_name(raw: bytes) -> str:
     return raw.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
 
 
+def shown_path(path: Path) -> str:
+    """A volume's path as text for the catalog and output: a label that is not UTF-8 (a GBK
+    volume name) is escaped, never carried as surrogates that no database or terminal takes."""
+    return display_name(os.fsencode(path))
+
+
 def scan(volume: Path) -> list[Entry]:
     """All entries below `volume` (files, symlinks, special files).  Directories are walked
     only when they are real directories on the same file system (a mount point or link

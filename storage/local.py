@@ -12,6 +12,7 @@ import json
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -107,6 +108,20 @@ class LocalStore:
                 raise StorageUnavailable(f"local store write failed: {e.strerror or e}") from e
         info = self.confirm(key, sha256, size)
         return StoredObject(key=key, size=size, sha256=sha256, checksum=info.checksum or sha256, existed=existed)
+
+    def clean_partial(self, older_than: float = 300.0) -> int:
+        """Remove temp files a killed writer left (`.tmp-*`, never linked into place): a live
+        write touches its file continuously, so one untouched for `older_than` s is an orphan."""
+        removed = 0
+        cutoff = time.time() - older_than
+        for tmp in self.root.rglob(".tmp-*"):
+            try:
+                if tmp.is_file() and not tmp.is_symlink() and tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
+            except OSError:
+                continue  # gone already, or not ours to remove
+        return removed
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None,
                   metadata: dict[str, str] | None = None) -> StoredObject:

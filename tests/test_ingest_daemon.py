@@ -105,3 +105,33 @@ def test_sigkill_then_restart_loses_and_duplicates_nothing(tmp_path: Path, catal
     rep = verify_all(app, actor="t")
     assert rep.ok, rep.problems
     app.close()
+
+
+def test_daemon_station_trouble(tmp_path: Path, sqlite_url: str, ffmpeg_ok: None) -> None:
+    """One serial docked twice at once (the second waits, then runs), an empty mount point
+    (does not hold up --exit-when-idle), a volume label that is not UTF-8 (GBK), a symlink in
+    the dock root (not a volume): every recording stored, nothing hangs."""
+    cfg = write_config(tmp_path, sqlite_url, f"file://{tmp_path / 'objects'}", extra=EXTRA)
+    docks = tmp_path / "docks"
+    a1 = build_volume(docks / "A1", SimDevice(kind="gat947", serial="A000009", clips=1, photos=0, audio=0, seconds=1))
+    a2 = build_volume(tmp_path / "aside" / "A2", SimDevice(kind="gat947", serial="A000009", clips=1, photos=0,
+                                                           audio=0, seconds=1))
+    extra = next(a2.rglob("*.MP4"))
+    extra.with_name("A000009_310001_20260101080000_0005.MP4").write_bytes(extra.read_bytes() + b"another take")
+    extra.unlink()
+    os.rename(a2, docks / "A2")
+    gbk = os.fsencode(docks) + b"/" + "执法仪".encode("gbk")
+    os.rename(build_volume(tmp_path / "aside" / "g", SimDevice(kind="dcim", serial="DC00009", clips=1, photos=0,
+                                                               audio=0, seconds=1)), gbk)
+    (docks / "empty-mount").mkdir()
+    (docks / "link").symlink_to("/")
+    p = start_daemon(cfg, tmp_path, "--exit-when-idle")
+    out, _ = p.communicate(timeout=300)
+    assert p.returncode == 0, out
+    app = App(load_settings(cfg))
+    with app.catalog.session() as s:
+        assert s.execute(select(func.count(Media.id))).scalar_one() == 3, out
+        names = {d.volume_path.rsplit("/", 1)[-1] for d in s.execute(select(DockSession)).scalars()}
+        assert "\u05b4\\xb7\\xa8\\xd2\\xc7" in names and {"A1", "A2"} <= names, names  # GBK bytes, escaped
+    app.close()
+    assert a1.exists()

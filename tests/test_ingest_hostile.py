@@ -261,3 +261,42 @@ def test_a_still_image_named_as_video_is_flagged_at_ingest(tmp_path: Path) -> No
     fake.write_bytes(buf.getvalue() + b"\x00" * 5)
     chk = quickcheck.check(fake, "video", fake.stat().st_size)
     assert not chk.ok and "no duration" in chk.reason
+
+
+def test_the_store_heals_and_late_docks_close(make_app, sqlite_url: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch, ffmpeg_ok: None) -> None:
+    from custody.errors import StorageUnavailable
+    from indexer.catalog.models import CustodyEvent, Media
+    from ingest.upload import close_drained_sessions, upload_pending
+    from storage.audit import verify_all
+
+    app = make_app(catalog_url=sqlite_url)
+    v = gat(tmp_path)
+    real_put = app.store.put_file
+
+    def down(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        raise StorageUnavailable("store down for the test")
+    monkeypatch.setattr(app.store, "put_file", down)
+    first = ingest_volume(app, v)
+    assert first.state == "incomplete"
+    monkeypatch.setattr(app.store, "put_file", real_put)
+    assert upload_pending(app, "t") == (2, None)
+    assert close_drained_sessions(app, "t") == 1  # the dock is complete once its spool copies are stored
+    with app.catalog.session() as s:
+        assert s.get(DockSession, first.session).state == "complete"
+        key = s.execute(select(Media.storage_key).where(Media.kind == "video")).scalar_one()
+    # The store loses an object; the next dock brings the same bytes: the store is healed.
+    obj = app.store.local_path(key)
+    obj.unlink()
+    assert not verify_all(app, actor="t").ok
+    again = ingest_volume(app, v, wipe=True)
+    assert again.state == "complete" and again.wiped == 2, again.to_json()
+    assert verify_all(app, actor="t").ok
+    with app.catalog.session() as s:
+        assert s.execute(select(CustodyEvent).where(CustodyEvent.action == "restored")).scalar_one().media_id
+    # A temp file a killed writer left in the store goes; a live one stays.
+    old, new = app.store.root / "media" / ".tmp-old", app.store.root / "media" / ".tmp-new"
+    old.write_bytes(b"partial")
+    new.write_bytes(b"partial")
+    os.utime(old, (1, 1))
+    assert app.store.clean_partial() == 1 and not old.exists() and new.exists()
