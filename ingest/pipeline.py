@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from custody.app import App
 from custody.errors import DeviceGone, RefusedEntry, SpoolFull, StorageIntegrityError, StorageUnavailable
@@ -535,10 +535,16 @@ def _finish_interrupted(app: App, sid: int, volume: Path, media: list[vol.Entry]
         upload_pending(app, actor, session_ids=[sid])
     except Exception as e:  # noqa: BLE001 - the uploader retries later; report, don't lose the summary
         log.warning("upload after interruption deferred: %s", e)
+    with app.catalog.session() as s:  # the file in hand when it stopped was not copied: say so
+        s.execute(update(OffloadItem).where(OffloadItem.session_id == sid, OffloadItem.phase == "pending",
+                                            OffloadItem.status.is_(None), OffloadItem.sha256.is_(None))
+                  .values(phase="done", status="skipped", reason=f"not copied: {why}"))
     _collect_upload_results(app, sid, res, None)
     seen = {f.path for f in res.files}
     for e in media:
         if e.rel not in seen:
             res.files.append(FileResult(e.rel, None, e.size, "skipped", f"not copied: {why}"))
     res.state, res.message = "incomplete", why
+    with app.catalog.session() as s:
+        s.get(DockSession, sid).counts = {**res.counts, "wiped": 0}  # the station page shows what happened
     return res

@@ -206,6 +206,11 @@ def test_device_pulled_mid_offload_then_redocked(make_app, catalog_url: str, tmp
     assert res.state == "incomplete" and "removed" in res.message
     assert j["counts"]["stored"] == 2 and j["counts"]["skipped"] == 2
     assert res.wiped == 0 and len(list(away.rglob("*.MP4"))) == 4  # nothing wiped on an interrupted dock
+    with app.catalog.session() as s:  # the catalog says the same as the summary
+        first = s.get(DockSession, res.session)
+        assert first.counts["stored"] == 2 and first.counts["skipped"] == 2
+        assert not s.execute(text("SELECT id FROM offload_items WHERE session_id = :s AND status IS NULL"),
+                             {"s": res.session}).all()
     away.rename(v)
     again = ingest_volume(app, v)
     assert again.state == "complete"
