@@ -137,14 +137,14 @@ def _name_time(text: str, fmt: str, tz: str) -> datetime | None:
         naive = datetime.strptime(text, fmt)
     except (ValueError, OverflowError):
         return None
-    if _plausible(naive) is None:
+    if plausible_time(naive) is None:
         return None  # e.g. 99991231235959: not a time the device can have written
     return naive.replace(tzinfo=parse_utc_offset(tz))
 
 
-def _plausible(dt: datetime) -> datetime | None:
+def plausible_time(dt: datetime | None) -> datetime | None:
     """`dt` if its wall time lies in CLOCK_MIN..CLOCK_MAX, else None ("unknown", never a guess)."""
-    return dt if CLOCK_MIN <= dt.replace(tzinfo=None) <= CLOCK_MAX else None
+    return dt if dt is not None and CLOCK_MIN <= dt.replace(tzinfo=None) <= CLOCK_MAX else None
 
 
 @dataclass
@@ -313,7 +313,7 @@ def parse_clock(text: str | None, fmt: str, tz: str) -> datetime | None:
     t = text.strip()
     if re.fullmatch(r"[0-9]{10}", t):
         # Ten bare digits are epoch seconds; read as a compact date, 1798560000 would be 1798.
-        return _plausible(datetime.fromtimestamp(int(t), timezone.utc))
+        return plausible_time(datetime.fromtimestamp(int(t), timezone.utc))
     dt: datetime | None = None
     for f in (fmt, "iso", "%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S", "%Y/%m/%d %H:%M:%S"):
         try:
@@ -321,7 +321,7 @@ def parse_clock(text: str | None, fmt: str, tz: str) -> datetime | None:
             break
         except (ValueError, OverflowError):
             continue
-    if dt is None or _plausible(dt) is None:
+    if dt is None or plausible_time(dt) is None:
         return None  # an unreadable or impossible clock is "unknown", never a guess
     return dt if dt.tzinfo else dt.replace(tzinfo=parse_utc_offset(tz))
 

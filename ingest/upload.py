@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,7 +25,7 @@ from indexer.catalog import custody_log
 from indexer.catalog.models import Device, DockSession, Job, Media, OffloadItem, Officer, Sighting, utcnow
 from ingest import quickcheck
 from ingest.offload import spool_path
-from ingest.profiles import Profile
+from ingest.profiles import Profile, plausible_time
 from storage.base import media_key
 from storage.fixity import sha256_file
 
@@ -67,8 +67,7 @@ def initial_times(item: OffloadItem, ds: DockSession, profile: Profile | None) -
     info = profile.parse_name(item.device_path) if profile else None
     out: dict = {"clock_offset_seconds": offset, "clock_offset_source": ds.clock_offset_source}
     if info and info.start is not None:
-        # The reading as text always; as an instant only when it is one (year 1 or 9999 is not).
-        out.update(device_start_text=info.start_text, device_start=_plausible(info.start), time_source="filename",
+        out.update(device_start_text=info.start_text, device_start=info.start, time_source="filename",
                    recorded_start=_corrected(info.start, offset))
     elif item.mtime_ns:
         mt = _from_ns(item.mtime_ns)
@@ -81,29 +80,18 @@ def initial_times(item: OffloadItem, ds: DockSession, profile: Profile | None) -
     return out
 
 
-# Instants the catalog keeps: anything outside is a broken clock, not a time (and would overflow).
-PLAUSIBLE = (datetime(1970, 1, 2, tzinfo=timezone.utc), datetime(2100, 12, 31, tzinfo=timezone.utc))
-
-
-def _plausible(t: datetime | None) -> datetime | None:
-    if t is None:
-        return None
-    aware = t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-    return t if PLAUSIBLE[0] <= aware <= PLAUSIBLE[1] else None
-
-
 def _corrected(device_time: datetime, offset: float | None) -> datetime | None:
     """Device time minus the measured clock error; None when that is no time at all (the
     indexer then works the time out from the container, EXIF or file time)."""
     try:
-        return _plausible(device_time - timedelta(seconds=offset or 0))
+        return plausible_time(device_time - timedelta(seconds=offset or 0))
     except OverflowError:
         return None
 
 
 def _from_ns(ns: int) -> datetime | None:
     try:
-        return _plausible(datetime.fromtimestamp(ns / 1e9, tz=timezone.utc))
+        return plausible_time(datetime.fromtimestamp(ns / 1e9, tz=timezone.utc))
     except (OverflowError, OSError, ValueError):
         return None
 
@@ -319,12 +307,13 @@ def close_drained_sessions(app: App, actor: str) -> int:
     """Docks that ended incomplete only because their copies waited in the spool (storage was
     down, the station was killed mid-upload): once every file is stored, they are complete."""
     closed = 0
+    item = select(OffloadItem.id).where(OffloadItem.session_id == DockSession.id)
+    unfinished = item.where(or_(OffloadItem.phase.in_(("pending", "copied")), OffloadItem.status == "skipped"))
     with app.catalog.session() as s:
-        for d in s.execute(select(DockSession).where(DockSession.station == app.station,
-                                                     DockSession.state == "incomplete")).scalars():
-            items = s.execute(select(OffloadItem).where(OffloadItem.session_id == d.id)).scalars().all()
-            if not items or any(i.phase in ("pending", "copied") or i.status == "skipped" for i in items):
-                continue
+        drained = s.execute(select(DockSession).where(DockSession.station == app.station,
+                                                      DockSession.state == "incomplete",
+                                                      exists(item), ~exists(unfinished))).scalars().all()
+        for d in drained:
             d.state = "complete"
             d.message = f"completed after the dock: its spool copies were stored ({d.message or 'incomplete'})"
             custody_log.record(s, "session_complete", actor=actor, session_id=d.id,

@@ -7,7 +7,6 @@ and hashed - the same SHA-256 (a file rewritten in place with its time put back 
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
@@ -19,9 +18,9 @@ from custody.app import App
 from indexer.catalog import custody_log
 from indexer.catalog.models import Media, OffloadItem
 from ingest.volume import Entry
+from storage.fixity import sha256_fd
 
 log = logging.getLogger("custody.wipe")
-CHUNK = 4 * 1024 * 1024
 
 
 def wipe_session(app: App, sid: int, volume: Path, entries: dict[str, Entry], actor: str) -> int:
@@ -79,7 +78,6 @@ def _changed_on_device(app: App, item_id: int, sid: int, media_id: int, rel: str
 
 def _device_sha256(path: bytes, inode: int | None) -> str | None:
     """Hash the device file as it is now (no link followed, same file as copied); None on doubt."""
-    h = hashlib.sha256()
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
@@ -88,15 +86,11 @@ def _device_sha256(path: bytes, inode: int | None) -> str | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or (inode is not None and st.st_ino != inode):
             return None
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while n := os.readv(fd, [buf]):
-            h.update(view[:n])
+        return sha256_fd(fd)
     except OSError:
         return None
     finally:
         os.close(fd)
-    return h.hexdigest()
 
 
 def _fsync_parent(path: bytes) -> None:
