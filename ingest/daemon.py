@@ -178,16 +178,16 @@ class Daemon:
             self.watched.pop(gone)
             log.info("undocked: %s", shown(gone.name))
         for p in sorted(present):
+            w = self.watched.get(p)
+            if w is not None and w.future is not None and not w.future.done():
+                continue  # being offloaded: no rescan competing with the copy for the device
             try:
                 sig = vol.signature(p)
             except OSError:
                 continue
-            w = self.watched.get(p)
             if w is None:
                 self.watched[p] = Watched(sig, now, first_seen=now)
                 log.info("docked: %s (waiting %.1fs for it to settle)", shown(p.name), self.st.settle_seconds)
-                continue
-            if w.future is not None and not w.future.done():
                 continue
             if sig != w.signature:
                 w.signature, w.since = sig, now

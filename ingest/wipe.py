@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 from pathlib import Path
 
 from sqlalchemy import select
 
 from custody.app import App
+from custody.errors import RefusedEntry
 from indexer.catalog import custody_log
 from indexer.catalog.models import Media, OffloadItem
+from ingest.offload import open_device_file
 from ingest.volume import Entry
 from storage.fixity import sha256_fd
+from storage.local import fsync_dir
 
 log = logging.getLogger("custody.wipe")
 
@@ -47,11 +49,11 @@ def wipe_session(app: App, sid: int, volume: Path, entries: dict[str, Entry], ac
         if (st.st_ino, st.st_size, st.st_mtime_ns) != (inode, size, mtime_ns) or size != msize:
             log.warning("not wiping %s: the device file changed since it was copied", rel)
             continue
-        if _device_sha256(e.abspath, inode) != sha:
+        if _device_sha256(e) != sha:
             _changed_on_device(app, item_id, sid, media_id, rel, sha, actor)
             continue
         os.unlink(e.abspath)
-        _fsync_parent(e.abspath)
+        fsync_dir(os.path.dirname(e.abspath))
         with app.catalog.session() as s:
             it = s.get(OffloadItem, item_id)
             it.phase = "wiped"
@@ -76,26 +78,16 @@ def _changed_on_device(app: App, item_id: int, sid: int, media_id: int, rel: str
                            subject=f"sha256:{sha}", detail={"device_path": rel, "reason": CHANGED})
 
 
-def _device_sha256(path: bytes, inode: int | None) -> str | None:
-    """Hash the device file as it is now (no link followed, same file as copied); None on doubt."""
+def _device_sha256(e: Entry) -> str | None:
+    """Hash the device file as it is now, opened as the offload opens it (no link followed, the
+    same regular file that was listed); None on any doubt."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+        fd = open_device_file(e)
+    except (OSError, RefusedEntry):
         return None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or (inode is not None and st.st_ino != inode):
-            return None
         return sha256_fd(fd)
     except OSError:
         return None
-    finally:
-        os.close(fd)
-
-
-def _fsync_parent(path: bytes) -> None:
-    fd = os.open(os.path.dirname(path) or b".", os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
     finally:
         os.close(fd)

@@ -1,6 +1,7 @@
 """Administrator pages show what the catalog holds: registers, station status, holds, reports."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
@@ -62,6 +63,9 @@ def test_admin_pages_show_the_catalog(make_app, catalog_url: str, sample_video) 
         for kind in ("ratio", "coverage", "usage"):
             r = client.get(f"/admin/reports?kind={kind}&last=2026-03-31&first=2026-03-01")
             assert r.status_code == 200 and f'id="report-{kind}"' in r.text
+            if kind == "coverage":  # a share reads "n / total (p%)", as in `custody report coverage`
+                assert re.search(r"<b>\d+ / \d+( \(\d+\.\d%\))?</b>", r.text), r.text
+                assert not re.search(r"<b>\d{3,}\.\d%", r.text)
         assert client.get("/admin/reports?kind=nonsense").status_code == 400
     with app.catalog.session() as s:
         assert s.execute(select(Hold)).scalar_one().release_reason == "complaint withdrawn"

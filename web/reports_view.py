@@ -7,13 +7,20 @@ each chart into bars an HTML page can draw without a build step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from custody.errors import CustodyError
 from custody.settings import Settings
+from reports.context import CoverageOptions
+from reports.coverage import coverage_report
+from reports.i18n import t as report_t
+from reports.ratio import RatioOptions, ratio_report
+from reports.render import cell as report_cell
+from reports.render import figure_text
+from reports.usage import UsageOptions, usage_report
 from web.i18n import tagged
 
 KINDS = ("ratio", "coverage", "usage")
@@ -40,40 +47,24 @@ def build(s: Session, settings: Settings, kind: str, first: date | None, last: d
     """A reports.model.Report with its detail tables loaded (call inside the session)."""
     if kind not in KINDS:
         raise tagged(CustodyError(f"report must be one of {', '.join(KINDS)}"), "error.report_kind", kinds=", ".join(KINDS))
-    try:
-        report = _make(s, settings, kind, first, last, unit or None)
-    except ImportError as e:  # the reports package is missing or broken in this installation
-        raise CustodyError(f"the {kind} report is not available in this installation: {e}") from e
-    if hasattr(report, "load_details"):
-        report.load_details()  # detail tables may be lazy; they need the open session
+    unit = unit or None
+    if kind == "ratio":
+        report = ratio_report(s, settings, RatioOptions(at=last, unit=unit))
+    elif kind == "coverage":
+        report = coverage_report(s, settings, CoverageOptions(first=first or last - timedelta(days=29), last=last,
+                                                              unit=unit))
+    else:
+        report = usage_report(s, settings, UsageOptions(first=first, last=last, unit=unit))
+    report.load_details()  # detail tables are lazy; they need the open session
     return report
 
 
-def _make(s: Session, settings: Settings, kind: str, first: date | None, last: date, unit: str | None) -> Any:
-    if kind == "ratio":
-        from reports.ratio import RatioOptions, ratio_report
-
-        return ratio_report(s, settings, RatioOptions(at=last, unit=unit))
-    if kind == "coverage":
-        from reports.coverage import coverage_report
-
-        try:
-            from reports.context import CoverageOptions
-        except ImportError:
-            from reports.coverage import CoverageOptions  # type: ignore[no-redef]
-        return coverage_report(s, settings, CoverageOptions(first=first or last - timedelta(days=29), last=last,
-                                                            unit=unit))
-    from reports.usage import UsageOptions, usage_report
-
-    return usage_report(s, settings, UsageOptions(first=first, last=last, unit=unit))
+def _code(lang: str) -> str:
+    return "zh" if lang == "zh-CN" else "en"
 
 
 def translator(lang: str):  # noqa: ANN201 - callable
-    try:
-        from reports.i18n import t as report_t
-    except ImportError:
-        return lambda key: key
-    code = "zh" if lang == "zh-CN" else "en"
+    code = _code(lang)
     return lambda key: report_t(key, code) if key else ""
 
 
@@ -96,27 +87,12 @@ def charts(report: Any, lang: str) -> list[ChartView]:
 
 
 def formatter(lang: str):  # noqa: ANN201 - callable(value, column) -> str
-    """The reports' own cell formatting (same text as the CLI and HTML reports), else a plain one."""
-    code = "zh" if lang == "zh-CN" else "en"
-    try:
-        from reports.render import cell as report_cell
-
-        return lambda value, col: report_cell(value, col, code)
-    except ImportError:
-        return lambda value, col: plain(value, getattr(col, "kind", "text"))
+    """The reports' own cell formatting: the same text as the CLI and HTML reports."""
+    code = _code(lang)
+    return lambda value, col: report_cell(value, col, code)
 
 
-def plain(value: Any, kind: str) -> str:
-    if value is None:
-        return "—"
-    if kind == "ratio":
-        return f"{float(value):.2f}"
-    if kind == "share":
-        return f"{100 * float(value):.1f}%"
-    if kind == "hours":
-        return f"{float(value):.1f}"
-    if kind == "bool":
-        return "✓" if value else "✗"
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
-    return str(value)
+def figure_formatter(lang: str):  # noqa: ANN201 - callable(figure) -> str
+    """'42 / 800 (5.3%)' for shares, as the CLI and HTML reports print them."""
+    code = _code(lang)
+    return lambda f: figure_text(f, code)

@@ -66,7 +66,7 @@ def reports(request: Request, kind: str = "ratio", first: str = "", last: str = 
                      detail={"first": first or None, "last": last_day.isoformat(), "unit": unit or None})
     return render(request, "reports.html", viewer, kind=kind, kinds=reports_view.KINDS, report=report,
                   charts=reports_view.charts(report, lang), rt=reports_view.translator(lang),
-                  cell=reports_view.formatter(lang), plain=reports_view.plain, first=first,
+                  cell=reports_view.formatter(lang), figure=reports_view.figure_formatter(lang), first=first,
                   last=last_day.isoformat(), unit=unit)
 
 
