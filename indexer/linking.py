@@ -265,7 +265,8 @@ class _Decision:
     candidates: list[Proposal] = field(default_factory=list)
 
 
-def _decide(session: Session, settings: Settings, media: Media, decided: set[int], placed: bool) -> _Decision:
+def _decide(session: Session, settings: Settings, media: Media, decided: set[int], placed: bool,
+            who: Carrier) -> _Decision:
     tz = settings.tz
     direct = [p for p in _direct(session, settings, media) if p.case.id not in decided]
     if direct or placed:
@@ -273,7 +274,6 @@ def _decide(session: Session, settings: Settings, media: Media, decided: set[int
     rec = _interval(media)
     if rec is None:
         return _Decision()
-    who = carrier(session, media)
     if who.officer is None:
         others = [c for c in _overlapping_cases(session, settings, rec, None) if c.id not in decided]
         props = [p for c in others if (p := _score(settings, rec, c, None, tz))]
@@ -344,13 +344,14 @@ def link_recording(session: Session, settings: Settings, media: Media, actor: st
     out = LinkOutcome(media.id)
     if media.status == "purged":
         return out
-    _attribute(session, media, actor, carrier(session, media))
+    who = carrier(session, media)  # once: attribution and matching ask the same question
+    _attribute(session, media, actor, who)
     decided = _decided_cases(session, media.id)
     active = {ln.case_id: ln for ln in session.execute(select(MediaLink).where(
         MediaLink.media_id == media.id, MediaLink.active.is_(True))).scalars()}
     # A reviewer placed this recording by hand: officer+time matching no longer adds or removes links.
     placed = any(ln.method == "manual" for ln in active.values())
-    decision = _decide(session, settings, media, decided, placed)
+    decision = _decide(session, settings, media, decided, placed, who)
     wanted = {p.case.id: p for p in decision.links}
     for case_id, ln in active.items():
         if ln.method == "manual" or case_id in wanted or (placed and ln.method == "auto"):

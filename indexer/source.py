@@ -18,6 +18,7 @@ from pathlib import Path
 
 from custody.errors import StorageUnavailable
 from custody.settings import Settings
+from ingest.offload import spool_path
 from storage.base import ObjectStore
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -28,15 +29,11 @@ class Source:
     location: str  # a path or an http(s) URL
     via: str  # spool|store|presigned|tempfile
 
-    @property
-    def is_url(self) -> bool:
-        return self.location.startswith(("http://", "https://"))
-
 
 def spool_copy(settings: Settings, sha256: str, size: int) -> Path | None:
     if not _HEX64.match(sha256):
         return None
-    p = settings.path(settings.station.spool_dir) / "objects" / sha256
+    p = spool_path(settings.path(settings.station.spool_dir), sha256)
     try:
         # Same size as the evidence: a half-written or foreign file is not used.
         return p if p.is_file() and p.stat().st_size == size else None

@@ -237,7 +237,7 @@ def stored_readings(media: Media) -> dict[str, Reading]:
 
 
 DOCK_SLACK = timedelta(minutes=10)  # a recording ends before its device is docked; allow for clock grain
-FLOOR = datetime(1990, 1, 1, tzinfo=timezone.utc)
+FLOOR = datetime(_UNSET_BEFORE_YEAR, 1, 1, tzinfo=timezone.utc)
 
 
 def _utc(t: datetime) -> datetime:

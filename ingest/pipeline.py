@@ -223,8 +223,7 @@ def _offload_and_store(app: App, volume: Path, entries: list[vol.Entry], profile
         d.offloaded_at, d.state = utcnow(), "offloaded"
     progress("offloaded", {"seconds": res.safe_to_remove_after_s})
     # Upload what this device left in the spool (this dock and any earlier interrupted one).
-    prior = _device_session_ids(app, ident.serial)
-    _, outage = upload_pending(app, actor, session_ids=prior)
+    _, outage = upload_pending(app, actor, serial=ident.serial)
     _collect_upload_results(app, sid, res, outage)
     if wipe and not outage:
         res.wiped = wipe_session(app, sid, volume, {e.rel: e for e in media}, actor)
@@ -440,12 +439,6 @@ def _bump(app: App, sid: int, nbytes: int) -> None:
         d.files_done += 1
         d.bytes_done += nbytes
         d.heartbeat_at = utcnow()
-
-
-def _device_session_ids(app: App, serial: str) -> list[int]:
-    with app.catalog.session() as s:
-        return list(s.execute(select(DockSession.id).join(Device, Device.id == DockSession.device_id)
-                              .where(Device.serial == serial, DockSession.station == app.station)).scalars())
 
 
 def _collect_upload_results(app: App, sid: int, res: IngestResult, outage: str | None) -> None:

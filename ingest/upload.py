@@ -269,25 +269,30 @@ def _record_stored(app: App, item_id: int, checksum: str, kind: str, chk: quickc
 ACTIVE = ("offloading", "offloaded")
 
 
-def pending_items(app: App, session_ids: list[int] | None = None) -> list[tuple[int, str | None]]:
-    """Items copied to this station's spool but not yet stored: (item id, profile name).
-    Without `session_ids`, only work left behind (sessions no longer being offloaded) is
-    returned: a live offload uploads its own files and reports on them."""
+def pending_items(app: App, session_ids: list[int] | None = None,
+                  serial: str | None = None) -> list[tuple[int, str | None]]:
+    """Items copied to this station's spool but not yet stored: (item id, profile name), for
+    the given sessions or every session of one device (`serial`).  Without either, only work
+    left behind (sessions no longer being offloaded) is returned: a live offload uploads its
+    own files and reports on them."""
     with app.catalog.session() as s:
         q = (select(OffloadItem.id, DockSession.profile).join(DockSession, DockSession.id == OffloadItem.session_id)
              .where(OffloadItem.phase == "copied", DockSession.station == app.station).order_by(OffloadItem.id))
         if session_ids is not None:
             q = q.where(OffloadItem.session_id.in_(session_ids))
+        elif serial is not None:
+            q = q.join(Device, Device.id == DockSession.device_id).where(Device.serial == serial)
         else:
             q = q.where(DockSession.state.not_in(ACTIVE))
         return [(r[0], r[1]) for r in s.execute(q).all()]
 
 
-def upload_pending(app: App, actor: str, session_ids: list[int] | None = None) -> tuple[int, str | None]:
+def upload_pending(app: App, actor: str, session_ids: list[int] | None = None,
+                   serial: str | None = None) -> tuple[int, str | None]:
     """Drain the spool.  Returns (items stored, reason the store is unavailable or None)."""
     profiles = {p.name: p for p in app.profiles}
     done = 0
-    for item_id, pname in pending_items(app, session_ids):
+    for item_id, pname in pending_items(app, session_ids, serial):
         try:
             store_item(app, item_id, profiles.get(pname or ""), actor)
             done += 1

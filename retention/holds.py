@@ -92,16 +92,24 @@ def mirror_hold(app: Any, session: Session, hold: Hold, actor: Actor) -> "Mirror
     (the decision reads the holds table); only the store's own flag lags, and the next
     plan re-applies it to every recording anyway.
     """
-    from retention.lock import apply_retention
+    from retention.load import decide_many, load_holds
+    from retention.lock import apply_decision
     from retention.rules import rules_for
 
     rules, now = rules_for(app), utcnow()
     media = covered_media(session, hold.target_kind, hold.target_ref)
+    holds = load_holds(session, now)  # once: a device or officer hold covers thousands of recordings
     covered = 0
-    for m in media:
-        d = apply_retention(app, session, m, now=now, rules=rules, actor=actor.username)
-        covered += any(h.id == hold.id for h in d.holds)
+    for i in range(0, len(media), MIRROR_BATCH):
+        batch = media[i:i + MIRROR_BATCH]
+        decisions = decide_many(session, batch, rules, now, holds=holds)
+        for m in batch:
+            d = apply_decision(app, session, m, decisions[m.id], now=now, actor=actor.username)
+            covered += any(h.id == hold.id for h in d.holds)
     return MirrorResult(checked=len(media), covered=covered)
+
+
+MIRROR_BATCH = 500
 
 
 @dataclass(frozen=True)
