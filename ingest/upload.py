@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from custody.app import App
 from custody.errors import SourceMismatch, StorageIntegrityError, StorageUnavailable
@@ -341,21 +341,32 @@ def clean_spool(app: App) -> int:
     if not root.is_dir():
         return 0
     removed = 0
-    with app.catalog.session() as s:
-        waiting = {r[0] for r in s.execute(select(OffloadItem.sha256).where(OffloadItem.phase == "copied")).all()}
-        for p in root.iterdir():
-            if p.name in waiting:
-                continue
-            m = s.execute(select(Media).where(Media.sha256 == p.name)).scalar_one_or_none()
-            if m is not None and m.verified_at is not None and m.index_state != "pending":
-                p.unlink(missing_ok=True)
-                removed += 1
-            elif m is None and not _referenced(s, p.name) and time.time() - p.stat().st_mtime > ORPHAN_AGE_S:
-                # orphan from a crash between rename and commit (old enough not to be in flight)
-                p.unlink(missing_ok=True)
-                removed += 1
+    files = {p.name: p for p in root.iterdir()}
+    if not files:
+        return 0
+    waiting: set[str] = set()
+    referenced: set[str] = set()
+    media: dict[str, Any] = {}
+    names = list(files)
+    with app.catalog.session() as s:  # a few queries per 500 spool files, not three per file
+        for i in range(0, len(names), 500):
+            chunk = names[i:i + 500]
+            for sha, phase in s.execute(select(OffloadItem.sha256, OffloadItem.phase)
+                                        .where(OffloadItem.sha256.in_(chunk))):
+                referenced.add(sha)
+                if phase == "copied":
+                    waiting.add(sha)
+            media.update((r.sha256, r) for r in s.execute(select(Media.sha256, Media.verified_at, Media.index_state)
+                                                          .where(Media.sha256.in_(chunk))))
+    for name, p in files.items():
+        if name in waiting:
+            continue
+        m = media.get(name)
+        if m is not None and m.verified_at is not None and m.index_state != "pending":
+            p.unlink(missing_ok=True)
+            removed += 1
+        elif m is None and name not in referenced and time.time() - p.stat().st_mtime > ORPHAN_AGE_S:
+            # orphan from a crash between rename and commit (old enough not to be in flight)
+            p.unlink(missing_ok=True)
+            removed += 1
     return removed
-
-
-def _referenced(s: Session, sha: str) -> bool:
-    return s.execute(select(OffloadItem.id).where(OffloadItem.sha256 == sha).limit(1)).first() is not None

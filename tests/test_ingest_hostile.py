@@ -300,3 +300,23 @@ def test_the_store_heals_and_late_docks_close(make_app, sqlite_url: str, tmp_pat
     new.write_bytes(b"partial")
     os.utime(old, (1, 1))
     assert app.store.clean_partial() == 1 and not old.exists() and new.exists()
+
+
+def test_spool_keeps_only_what_still_needs_it(make_app, sqlite_url: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch, ffmpeg_ok: None) -> None:
+    from custody.errors import StorageUnavailable
+    from indexer.worker import run_pending
+    from ingest.upload import clean_spool
+
+    app = make_app(catalog_url=sqlite_url)
+    ingest_volume(app, gat(tmp_path))
+    spool = tmp_path / "spool" / "objects"
+    assert len(list(spool.iterdir())) == 2
+    assert clean_spool(app) == 0  # stored but not indexed yet: the indexer reads the spool copy
+    run_pending(app, "test")
+    assert clean_spool(app) == 2 and not list(spool.iterdir())
+    # A copy still waiting for the store is never removed.
+    monkeypatch.setattr(app.store, "put_file", lambda *a, **k: (_ for _ in ()).throw(StorageUnavailable("down")))
+    ingest_volume(app, build_volume(tmp_path / "docks" / "b", SimDevice(kind="dcim", serial="DC2", clips=1,
+                                                                         photos=0, audio=0, seconds=1)))
+    assert clean_spool(app) == 0 and len(list(spool.iterdir())) == 1
