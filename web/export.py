@@ -38,6 +38,7 @@ from custody.errors import CustodyError, NotFound, PermissionDenied, StorageInte
 from indexer.catalog import custody_log
 from indexer.catalog.custody_log import event_fields
 from indexer.catalog.models import Case, CustodyEvent, Media, MediaLink, utcnow
+from storage.fixity import sha256_file
 from web.access import can_see_case
 from web.queries import case_view
 
@@ -81,14 +82,6 @@ def _iso(dt: datetime | None) -> str | None:
 def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n",
                     encoding="utf-8")
-
-
-def _sha256_path(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def event_json(ev: CustodyEvent) -> dict[str, Any]:
@@ -262,7 +255,10 @@ def _write_payload_tags(app: App, plan: _Plan, bag: Path) -> str:
         stem = rec.pop("_stem")
         _write_json(bag / "data" / "recordings" / f"{stem}.json", rec)
     _write_json(bag / "data" / "case.json", case_record(plan.view, plan.records, app.settings.station.timezone))
-    manifest = manifest_lines(bag, bag / "data")
+    # The originals were hashed as they were copied in and proved equal to the catalog's SHA-256:
+    # they are not read a second time; only the small metadata files are hashed here.
+    known = {bag / payload: m.sha256 for m, payload in plan.sources}
+    manifest = manifest_lines(bag, bag / "data", known)
     (bag / "manifest-sha256.txt").write_text(manifest, encoding="utf-8")
     (bag / "bagit.txt").write_text("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n", encoding="utf-8")
     (bag / "VERIFY.txt").write_text(VERIFY_TEXT, encoding="utf-8")
@@ -299,18 +295,20 @@ def _write_bag_info(app: App, actor: Actor, plan: _Plan, bag: Path, ev: CustodyE
     (bag / "bag-info.txt").write_text("".join(f"{k}: {_one_line(v)}\n" for k, v in info.items()), encoding="utf-8")
     tags = [bag / "bagit.txt", bag / "bag-info.txt", bag / "manifest-sha256.txt", bag / "VERIFY.txt"]
     (bag / "tagmanifest-sha256.txt").write_text(
-        "".join(f"{_sha256_path(p)}  {p.name}\n" for p in tags), encoding="utf-8")
+        "".join(f"{sha256_file(p)}  {p.name}\n" for p in tags), encoding="utf-8")
 
 
 def _one_line(v: str) -> str:
     return " ".join(str(v).split())
 
 
-def manifest_lines(bag: Path, data: Path) -> str:
-    """`sha256sum` format: '<hex>  <path>' — two spaces (text mode), paths relative to the bag."""
+def manifest_lines(bag: Path, data: Path, known: dict[Path, str] | None = None) -> str:
+    """`sha256sum` format: '<hex>  <path>' — two spaces (text mode), paths relative to the bag.
+    `known`: files whose digest was proved while they were written."""
+    known = known or {}
     lines = []
     for p in sorted(x for x in data.rglob("*") if x.is_file()):
-        lines.append(f"{_sha256_path(p)}  {p.relative_to(bag).as_posix()}\n")
+        lines.append(f"{known.get(p) or sha256_file(p)}  {p.relative_to(bag).as_posix()}\n")
     return "".join(lines)
 
 
