@@ -6,7 +6,7 @@ only the recordings a list names are fetched, and only when the lists are wanted
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta, timezone
+from datetime import timezone
 from typing import Any
 
 from sqlalchemy import Integer, and_, case, cast, exists, false, func, not_, or_, select, true
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from indexer.catalog.models import Media, MediaLink
 from reports.context import Context
+from reports.inspections import end_of
 from reports.periods import in_period, local_iso
 from reports.sqltime import epoch_seconds, json_text_contains, local_text
 
@@ -113,9 +114,7 @@ def late_rows(session: Session, ctx: Context, x: Expressions) -> list[dict[str, 
     serials = _serials(ctx)
     out = []
     for r in rows:
-        end = r.recorded_end
-        if end is None and r.recorded_start is not None:
-            end = r.recorded_start + timedelta(seconds=r.duration_seconds or 0.0)
+        end = end_of(r.recorded_start, r.recorded_end, r.duration_seconds) if r.recorded_start else r.recorded_end
         out.append({**_row(r, serials), "recorded_end": local_iso(end, ctx.tz),
                     "delay_hours": round(r.delay / 3600, 2)})
     return out

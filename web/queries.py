@@ -24,6 +24,7 @@ from indexer.catalog.models import (
     ReviewItem,
     Unit,
 )
+from reports.inspections import end_of
 from web.access import scope_cases, scope_media
 
 MAX_ROWS = 200
@@ -172,7 +173,8 @@ def case_view(s: Session, actor: Actor, case: Case) -> CaseView:
 
 def _place(entries: list[TimelineEntry]) -> None:
     """Position each recording on a shared time axis (percent of the span covered)."""
-    spans = [(e, e.media.recorded_start, media_end(e.media)) for e in entries if e.media.recorded_start]
+    spans = [(e, m.recorded_start, end_of(m.recorded_start, m.recorded_end, m.duration_seconds))
+             for e in entries if (m := e.media).recorded_start]
     if not spans:
         return
     lo = min(a for _, a, _ in spans)
@@ -181,13 +183,6 @@ def _place(entries: list[TimelineEntry]) -> None:
     for e, a, b in spans:
         e.left_pct = round(100 * (a - lo).total_seconds() / total, 2)
         e.width_pct = max(round(100 * (b - a).total_seconds() / total, 2), 0.5)
-
-
-def media_end(m: Media) -> datetime:
-    assert m.recorded_start is not None
-    if m.recorded_end:
-        return m.recorded_end
-    return m.recorded_start + timedelta(seconds=m.duration_seconds or 0)
 
 
 # --------------------------------------------------------------------------- recording page
