@@ -25,7 +25,9 @@ from indexer.catalog.models import (
     Unit,
 )
 from reports.inspections import end_of
+from custody.errors import CustodyError
 from web.access import scope_cases, scope_media
+from web.i18n import tagged
 
 MAX_ROWS = 200
 FRAME_KINDS = ("keyframe", "thumbnail")
@@ -48,6 +50,16 @@ class SearchForm:
     def wants_media(self) -> bool:
         """Recordings are listed when the query is about people, devices, days or orphans."""
         return bool(self.officer or self.device or self.day or self.unlinked)
+
+
+def parse_day(text: str) -> date | None:
+    """A day typed into a form (YYYY-MM-DD); empty means none."""
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as e:
+        raise tagged(CustodyError(f"date {text!r} is not YYYY-MM-DD"), "error.date", text=text) from e
 
 
 def day_bounds(day: date, tz: timezone) -> tuple[datetime, datetime]:

@@ -1,7 +1,6 @@
 """Auditors read the custody log and filter it (who, what, outcome, recording, when)."""
 from __future__ import annotations
 
-from datetime import date
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
@@ -14,17 +13,10 @@ from web import trail
 from web.auth import Viewer, allow
 from web.i18n import tagged
 from web.pages import render
-from web.queries import day_bounds
+from web.queries import day_bounds, parse_day
 
 router = APIRouter()
 PAGE = 200
-
-
-def _day(text: str) -> date | None:
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError as e:
-        raise tagged(CustodyError(f"date {text!r} is not YYYY-MM-DD"), "error.date", text=text) from e
 
 
 @router.get("/audit")
@@ -48,9 +40,9 @@ def audit(request: Request, actor: str = "", action: str = "", outcome: str = ""
         q = q.where(CustodyEvent.subject.contains(subject.strip(), autoescape=True))
     if remote_addr.strip():
         q = q.where(CustodyEvent.remote_addr == remote_addr.strip())
-    if (d := _day(since.strip())) is not None:
+    if (d := parse_day(since.strip())) is not None:
         q = q.where(CustodyEvent.at >= day_bounds(d, app.settings.tz)[0])
-    if (d := _day(until.strip())) is not None:
+    if (d := parse_day(until.strip())) is not None:
         q = q.where(CustodyEvent.at < day_bounds(d, app.settings.tz)[1])
     if before is not None:
         q = q.where(CustodyEvent.seq < before)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import date
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request
@@ -13,7 +12,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, Response
 
 from custody.app import App
-from custody.errors import CustodyError, NotFound
+from custody.errors import NotFound
 from indexer.catalog.models import Case
 from web import trail
 from web.access import can_see_case
@@ -21,18 +20,9 @@ from web.auth import Refused, Viewer, allow
 from web.export import export_case, zip_bag
 from web.i18n import tagged
 from web.pages import render
-from web.queries import SearchForm, case_view, lane_of, search_cases, search_media
+from web.queries import SearchForm, case_view, lane_of, parse_day, search_cases, search_media
 
 router = APIRouter()
-
-
-def parse_day(text: str) -> date | None:
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError as e:
-        raise tagged(CustodyError(f"date {text!r} is not YYYY-MM-DD"), "error.date", text=text) from e
 
 
 @router.get("/search")
