@@ -101,7 +101,7 @@ def bench_upload(work: Path, endpoint: str, size: int) -> dict:
     from boto3.s3.transfer import TransferConfig
     from botocore.config import Config
 
-    from custody.settings import StorageSettings
+    from core.settings import StorageSettings
     from storage.fixity import sha256_file
     from storage.s3 import S3Store
 
@@ -138,8 +138,8 @@ def children_cpu() -> float:
 
 
 def bench_dock_to_s3(work: Path, endpoint: str, files: int, file_size: int, server_pid: int) -> dict:
-    from custody.app import App
-    from custody.settings import load_settings
+    from catalog.app import App
+    from core.settings import load_settings
     from ingest.pipeline import ingest_volume
 
     vol = work / "dock" / "cam"

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, insert, select  # noqa: E402
 
-from custody.settings import Settings  # noqa: E402
-from indexer.catalog.db import Catalog  # noqa: E402
-from indexer.catalog.models import (  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from catalog.db import Catalog  # noqa: E402
+from catalog.models import (  # noqa: E402
     Case, CaseOfficer, Device, DockSession, Media, MediaLink, Officer, Unit,
 )
 from reports.coverage import CoverageOptions, coverage_report  # noqa: E402

@@ -6,7 +6,7 @@
 
 Rows are generated deterministically and bulk-loaded (executemany in one transaction on
 SQLite, COPY on PostgreSQL) into a catalog created by the real migrations, then the real
-search code (`indexer.search.search`) is timed.  Targets: search by case number p95 <= 20 ms,
+search code (`cases.search.search`) is timed.  Targets: search by case number p95 <= 20 ms,
 by officer + day p95 <= 50 ms.  PostgreSQL gets a fresh database that is dropped afterwards
 (`--keep` keeps it and the SQLite file).
 """
@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from indexer.catalog.db import Catalog  # noqa: E402
-from indexer.search import Criteria, search  # noqa: E402
+from catalog.db import Catalog  # noqa: E402
+from cases.search import Criteria, search  # noqa: E402
 
 CST = timezone(timedelta(hours=8))
 EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)

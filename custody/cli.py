@@ -7,20 +7,20 @@ from typing import Any
 
 import click
 
-from custody.app import App
+from catalog.app import App
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from custody.errors import CatalogUnavailable, CustodyError
-from custody.settings import load_settings
+from core.errors import CatalogUnavailable, CustodyError
+from core.settings import load_settings
 
 # Packages that add subcommands, in the order of the data's path.
 COMMAND_MODULES = (
-    "ingest.commands",
-    "indexer.commands",
-    "indexer.case_commands",
-    "reports.commands",
-    "retention.commands",
-    "web.commands",
+    "custody.commands.ingest",
+    "custody.commands.media",
+    "custody.commands.cases",
+    "custody.commands.reports",
+    "custody.commands.retention",
+    "custody.commands.web",
 )
 
 

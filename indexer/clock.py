@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.errors import CustodyError, NotFound
-from indexer.catalog import custody_log
-from indexer.catalog.models import ClockCorrection, Device, Media, utcnow
+from core.errors import CustodyError, NotFound
+from catalog import custody_log
+from catalog.models import ClockCorrection, Device, Media, utcnow
 from indexer.worker import Outcome, retime_in_session
 
 

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from custody.errors import StorageUnavailable
-from custody.settings import Settings
+from core.errors import StorageUnavailable
+from core.settings import Settings
 from ingest.offload import spool_path
 from storage.base import ObjectStore
 

@@ -24,8 +24,8 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from custody.settings import Settings, parse_utc_offset
-from indexer.catalog.models import ClockCorrection, DockSession, Media, Sighting
+from core.settings import Settings, parse_utc_offset
+from catalog.models import ClockCorrection, DockSession, Media, Sighting
 
 TRUST_ORDER = ("filename", "container", "exif", "mtime")
 PHOTO_GPS_SOURCE = "photo_gps"

@@ -16,11 +16,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.accounts import system_actor
-from custody.errors import ConfigError, NotFound
-from indexer import jobs, keyframes, linking, timing
-from indexer.catalog import custody_log
-from indexer.catalog.models import Derivative, Device, DockSession, Media, Sighting, utcnow
+from catalog.accounts import system_actor
+from core.errors import ConfigError, NotFound
+from catalog import jobs
+from cases import linking
+from indexer import keyframes, timing
+from catalog import custody_log
+from catalog.models import Derivative, Device, DockSession, Media, Sighting, utcnow
 from indexer.derivatives import StoredDerivative, store_keyframes, store_photo_thumbnail
 from indexer.probe import ProbeResult, probe_media
 from indexer.source import open_source

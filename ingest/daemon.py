@@ -19,9 +19,9 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from custody.app import App
-from indexer.catalog import custody_log
-from indexer.catalog.models import DockSession, OffloadItem
+from catalog.app import App
+from catalog import custody_log
+from catalog.models import DockSession, OffloadItem
 from ingest import volume as vol
 from ingest.offload import clean_spool_tmp
 from ingest.pipeline import DeviceBusy, DeviceLock, IngestResult, ingest_volume
@@ -252,7 +252,7 @@ class Daemon:
                 return False  # a volume still settling (an empty mount point is not waiting for anything)
             if w.retry_at is not None:
                 return False  # a retry due
-        from indexer.catalog.models import Job
+        from catalog.models import Job
 
         with self.app.catalog.session() as s:
             waiting = s.execute(select(OffloadItem.id).join(DockSession, DockSession.id == OffloadItem.session_id)

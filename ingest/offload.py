@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from custody.errors import DeviceGone, RefusedEntry, SpoolFull
+from core.errors import DeviceGone, RefusedEntry, SpoolFull
 from ingest.volume import Entry
 from storage.local import fsync_dir
 

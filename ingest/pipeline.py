@@ -21,10 +21,10 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from custody.app import App
-from custody.errors import DeviceGone, RefusedEntry, SpoolFull, StorageIntegrityError, StorageUnavailable
-from indexer.catalog import custody_log
-from indexer.catalog.models import Device, DockSession, Media, OffloadItem, Sighting, utcnow
+from catalog.app import App
+from core.errors import DeviceGone, RefusedEntry, SpoolFull, StorageIntegrityError, StorageUnavailable
+from catalog import custody_log
+from catalog.models import Device, DockSession, Media, OffloadItem, Sighting, utcnow
 from ingest import volume as vol
 from ingest.offload import FileChanged, ReadFailed, copy_and_hash, free_bytes
 from ingest.profiles import Identity, IdentityError, Profile, read_identity, recognise, recognising

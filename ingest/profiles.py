@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from custody.errors import ConfigError
-from custody.settings import parse_utc_offset
+from core.errors import ConfigError
+from core.settings import parse_utc_offset
 from ingest.globs import any_match
 from ingest.volume import Entry
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from indexer.catalog import custody_log
-from indexer.catalog.models import Device, DockSession, Officer, Unit, utcnow
+from catalog import custody_log
+from catalog.models import Device, DockSession, Officer, Unit, utcnow
 from ingest.profiles import Identity, Profile, device_clock_offset
 from ingest.volume import shown_path
 

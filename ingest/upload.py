@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from custody.app import App
-from custody.errors import SourceMismatch, StorageIntegrityError, StorageUnavailable
-from indexer.catalog import custody_log
-from indexer.catalog.models import Device, DockSession, Job, Media, OffloadItem, Officer, Sighting, utcnow
+from catalog.app import App
+from core.errors import SourceMismatch, StorageIntegrityError, StorageUnavailable
+from catalog import custody_log
+from catalog.models import Device, DockSession, Job, Media, OffloadItem, Officer, Sighting, utcnow
 from ingest import quickcheck
 from ingest.offload import spool_path
 from ingest.profiles import Profile, plausible_time

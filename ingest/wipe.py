@@ -13,10 +13,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from custody.app import App
-from custody.errors import RefusedEntry
-from indexer.catalog import custody_log
-from indexer.catalog.models import Media, OffloadItem
+from catalog.app import App
+from core.errors import RefusedEntry
+from catalog import custody_log
+from catalog.models import Media, OffloadItem
 from ingest.offload import open_device_file
 from ingest.volume import Entry
 from storage.fixity import sha256_fd

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.settings import Settings
-from indexer.catalog.models import Device, Unit
+from core.settings import Settings
+from catalog.models import Device, Unit
 from reports.periods import Period
 from reports.scope import Scope
 

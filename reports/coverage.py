@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from custody.settings import Settings
+from core.settings import Settings
 from reports.context import MIN_RECORDING_OFFICERS, CoverageOptions, Context, device_register, rules_for
 from reports.device_health import clock_errors, undocked_devices
 from reports.inspections import inspection_rows

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from indexer.catalog.models import Device, DockSession
+from catalog.models import Device, DockSession
 from reports.context import Context
 from reports.periods import in_period, local_iso, local_today
 from reports.ratio import device_exclusion

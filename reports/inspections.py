@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from indexer.catalog.models import Case, CaseOfficer, Media, MediaLink, Unit
+from catalog.models import Case, CaseOfficer, Media, MediaLink, Unit
 from reports.context import Context
 from reports.periods import in_period, local_iso
 from reports.sqltime import json_text_contains

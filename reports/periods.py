@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import and_
 
-from custody.errors import CustodyError
+from core.errors import CustodyError
 
 
 def parse_day(text: str, what: str = "date") -> date:

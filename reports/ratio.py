@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from custody.settings import Settings
-from indexer.catalog.models import Device, DockSession, Officer
+from core.settings import Settings
+from catalog.models import Device, DockSession, Officer
 from reports.model import Chart, Column, Report, Table
 from reports.periods import offset_text
 from reports.scope import Scope, UnitInfo, load_scope, standard_for

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Integer, and_, case, cast, exists, false, func, not_, or_, select, true
 from sqlalchemy.orm import Session
 
-from indexer.catalog.models import Media, MediaLink
+from catalog.models import Media, MediaLink
 from reports.context import Context
 from reports.inspections import end_of
 from reports.periods import in_period, local_iso

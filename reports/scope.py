@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.errors import CustodyError, NotFound
-from custody.settings import ReportSettings
-from indexer.catalog.models import Unit
+from core.errors import CustodyError, NotFound
+from core.settings import ReportSettings
+from catalog.models import Unit
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from custody.settings import Settings
-from indexer.catalog.models import Device, DockSession, Media, Officer, Unit
+from core.settings import Settings
+from catalog.models import Device, DockSession, Media, Officer, Unit
 from reports.model import Chart, Column, Report, Table
 from reports.periods import Period, in_period, local_iso
 from reports.scope import Scope, load_scope

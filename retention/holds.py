@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.accounts import Actor
-from custody.errors import CustodyError, NotFound
-from indexer.catalog import custody_log
-from indexer.catalog.models import Case, Device, Hold, Media, MediaLink, Officer, utcnow
+from catalog.accounts import Actor
+from core.errors import CustodyError, NotFound
+from catalog import custody_log
+from catalog.models import Case, Device, Hold, Media, MediaLink, Officer, utcnow
 from retention.load import find_media
 
 TARGET_KINDS = ("media", "case", "device", "officer")

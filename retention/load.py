@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from indexer.catalog.lookup import find_media  # noqa: F401 - one lookup for every command
-from indexer.catalog.models import Case, Device, Hold, Media, MediaLink, MediaTag, Officer
+from catalog.lookup import find_media  # noqa: F401 - one lookup for every command
+from catalog.models import Case, Device, Hold, Media, MediaLink, MediaTag, Officer
 from retention.decide import Decision, decide
 from retention.facts import CaseFact, HoldFact, LinkFact, Recording, TagFact
 from retention.rules import Rules

@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from custody.errors import CustodyError
-from indexer.catalog import custody_log
-from indexer.catalog.models import Media, utcnow
+from core.errors import CustodyError
+from catalog import custody_log
+from catalog.models import Media, utcnow
 from retention.decide import Decision
 from retention.load import decide_one
 from retention.rules import Rules, rules_for

@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.accounts import Actor
-from custody.errors import CustodyError, NotFound, PermissionDenied
-from indexer.catalog import custody_log
-from indexer.catalog.models import Media, RetentionPlan, RetentionPlanItem, utcnow
+from catalog.accounts import Actor
+from core.errors import CustodyError, NotFound, PermissionDenied
+from catalog import custody_log
+from catalog.models import Media, RetentionPlan, RetentionPlanItem, utcnow
 from retention.decide import Decision, decide
 from retention.load import Facts, load_facts, load_holds
 from retention.lock import apply_decision, shortens

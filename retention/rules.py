@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from custody.errors import ConfigError
+from core.errors import ConfigError
 
 Trigger = Literal["recorded", "follow_up_closed", "case_closed", "tagged"]
 CASE_TRIGGERS = ("follow_up_closed", "case_closed")

@@ -24,10 +24,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.accounts import Actor
-from custody.errors import CustodyError, NotFound, ObjectLocked
-from indexer.catalog import custody_log
-from indexer.catalog.models import Derivative, Media, RetentionPlan, RetentionPlanItem, utcnow
+from catalog.accounts import Actor
+from core.errors import CustodyError, NotFound, ObjectLocked
+from catalog import custody_log
+from catalog.models import Derivative, Media, RetentionPlan, RetentionPlanItem, utcnow
 from retention.load import decide_one
 from retention.plan import get_plan
 from retention.rules import Rules, rules_for

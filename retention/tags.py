@@ -8,10 +8,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.accounts import Actor
-from custody.errors import CustodyError, NotFound
-from indexer.catalog import custody_log
-from indexer.catalog.models import Media, MediaTag, utcnow
+from catalog.accounts import Actor
+from core.errors import CustodyError, NotFound
+from catalog import custody_log
+from catalog.models import Media, MediaTag, utcnow
 from retention.rules import Rules
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from custody.errors import ConfigError
-from custody.settings import Settings
+from core.errors import ConfigError
+from core.settings import Settings
 from storage.base import ObjectStore
 
 

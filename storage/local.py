@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from custody.errors import ObjectLocked, SourceMismatch, StorageIntegrityError, StorageUnavailable
+from core.errors import ObjectLocked, SourceMismatch, StorageIntegrityError, StorageUnavailable
 from storage.base import ObjectInfo, StoredObject
 from storage.fixity import sha256_file
 

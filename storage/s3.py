@@ -29,8 +29,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from custody.errors import ConfigError, ObjectLocked, SourceMismatch, StorageIntegrityError, StorageUnavailable
-from custody.settings import StorageSettings
+from core.errors import ConfigError, ObjectLocked, SourceMismatch, StorageIntegrityError, StorageUnavailable
+from core.settings import StorageSettings
 from storage.base import ObjectInfo, StoredObject
 
 MAX_PARTS = 10_000

@@ -21,9 +21,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from custody.app import App
-from indexer import linking, refdata
-from indexer.catalog.models import Case, Device, Media, MediaLink, ReviewItem
+from catalog.app import App
+from cases import linking, refdata
+from catalog.models import Case, Device, Media, MediaLink, ReviewItem
 from storage.base import media_key
 
 CST = timezone(timedelta(hours=8))

@@ -21,8 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from custody.app import App  # noqa: E402
-from custody.settings import load_settings  # noqa: E402
+from catalog.app import App  # noqa: E402
+from core.settings import load_settings  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("CUSTODY_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 

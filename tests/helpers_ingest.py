@@ -9,8 +9,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from custody.app import App
-from indexer.catalog.models import Media
+from catalog.app import App
+from catalog.models import Media
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from custody.accounts import add_account
-from indexer import jobs
-from indexer.catalog.models import Device, DockSession, Media, Officer
+from catalog.accounts import add_account
+from catalog import jobs
+from catalog.models import Device, DockSession, Media, Officer
 from storage.base import media_key
 
 

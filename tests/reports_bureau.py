@@ -16,7 +16,7 @@ from itertools import count
 
 from sqlalchemy.orm import Session
 
-from indexer.catalog.models import Case, CaseOfficer, Device, DockSession, Media, MediaLink, Officer, Unit
+from catalog.models import Case, CaseOfficer, Device, DockSession, Media, MediaLink, Officer, Unit
 from storage.base import media_key
 
 CST = timezone(timedelta(hours=8))

@@ -6,8 +6,8 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from custody.accounts import add_account, resolve_actor
-from indexer.catalog.models import Case, Derivative, Device, Media, MediaLink, Officer
+from catalog.accounts import add_account, resolve_actor
+from catalog.models import Case, Derivative, Device, Media, MediaLink, Officer
 from storage.base import derived_key, media_key
 
 UTC = timezone.utc
@@ -82,7 +82,7 @@ def object_present(app, key: str) -> bool:  # noqa: ANN001
 
 def write_rules(path: Path, routine: str = "6 months", enforcement: str = "10 years") -> Path:
     """The default rules with the routine and enforcement durations replaced."""
-    from custody.settings import SHIPPED_CONFIG_DIR
+    from core.settings import SHIPPED_CONFIG_DIR
 
     text = (SHIPPED_CONFIG_DIR / "retention.toml").read_text(encoding="utf-8")
     text = text.replace('keep = "6 months"', f'keep = "{routine}"', 1)

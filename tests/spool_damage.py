@@ -7,9 +7,9 @@ from typing import Callable
 import pytest
 from sqlalchemy import select
 
-from indexer.catalog.models import CustodyEvent, Media
+from catalog.models import CustodyEvent, Media
 from ingest.pipeline import ingest_volume
-from storage.audit import verify_all
+from catalog.audit import verify_all
 from storage.base import media_key
 
 

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from cases_support import CASE_HEADER, Recorder, at, import_reference, make_clips, write_csv
-from custody.accounts import add_account
+from catalog.accounts import add_account
 from custody.cli import cli
-from indexer.catalog.models import Case, CustodyEvent, Media, ReviewItem
+from catalog.models import Case, CustodyEvent, Media, ReviewItem
 
 
 @pytest.fixture(scope="module")

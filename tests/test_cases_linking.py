@@ -20,9 +20,9 @@ from cases_support import (
     write_csv,
     write_json,
 )
-from indexer import linking
-from indexer.catalog.custody_log import verify_chain
-from indexer.catalog.models import CustodyEvent, Media, MediaLink, Officer, ReviewItem
+from cases import linking
+from catalog.custody_log import verify_chain
+from catalog.models import CustodyEvent, Media, MediaLink, Officer, ReviewItem
 
 
 @pytest.fixture(scope="module")

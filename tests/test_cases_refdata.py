@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from cases_support import CASE_HEADER, CASES, UNIT, import_file, import_reference, write_csv, write_json
-from indexer.catalog.custody_log import verify_chain
-from indexer.catalog.models import (
+from catalog.custody_log import verify_chain
+from catalog.models import (
     Case,
     CaseOfficer,
     CustodyEvent,
@@ -19,7 +19,7 @@ from indexer.catalog.models import (
     Officer,
     Unit,
 )
-from indexer.refdata import ImportRejected
+from cases.refdata import ImportRejected
 
 TABLES = (Unit, Officer, Device, DeviceAssignment, Case, CaseOfficer, CustodyEvent)
 

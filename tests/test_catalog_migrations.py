@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from indexer.catalog.db import Catalog
-from indexer.catalog.models import Base
+from catalog.db import Catalog
+from catalog.models import Base
 
 
 def _real(diff: object) -> bool:

@@ -9,7 +9,7 @@ import cv2
 import pytest
 from indexer_support import add_device, add_dock_session, add_media, add_user, run_cli
 
-from indexer.catalog.models import CustodyEvent, Derivative, Job, Media
+from catalog.models import CustodyEvent, Derivative, Job, Media
 from ingest.simulate import make_video
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_ok")

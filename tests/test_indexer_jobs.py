@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from indexer_support import add_media
 
-from indexer import jobs
-from indexer.catalog.models import CustodyEvent, Derivative, Job, Media
+from catalog import jobs
+from catalog.models import CustodyEvent, Derivative, Job, Media
 from indexer.worker import run_job, run_pending, run_worker
 from ingest.simulate import make_video
 

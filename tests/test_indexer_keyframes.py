@@ -10,7 +10,7 @@ import pytest
 from indexer_support import add_media, add_user, ffmpeg, run_cli
 
 from indexer import keyframes, mp4index
-from indexer.catalog.models import Derivative, Media
+from catalog.models import Derivative, Media
 from indexer.keyframes import Packet, plan
 from indexer.worker import index_media
 from ingest.simulate import make_photo, make_video

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from indexer_support import add_media, ffmpeg
 
-from indexer.catalog.models import CustodyEvent, Derivative, Job, Media
+from catalog.models import CustodyEvent, Derivative, Job, Media
 from indexer.probe import parse_iso6709, probe_media
 from indexer.worker import run_pending
 from ingest.simulate import make_audio, make_photo, make_video

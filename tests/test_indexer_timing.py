@@ -9,7 +9,7 @@ import pytest
 from indexer_support import add_device, add_dock_session, add_media, add_user, run_cli
 
 from indexer import timing
-from indexer.catalog.models import ClockCorrection, CustodyEvent, DockSession, Job, Media
+from catalog.models import ClockCorrection, CustodyEvent, DockSession, Job, Media
 from indexer.worker import index_media, run_pending
 from ingest.simulate import make_audio, make_photo, make_video
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from custody.app import App
-from custody.settings import load_settings
-from indexer.catalog.models import CustodyEvent, DockSession, Media
+from catalog.app import App
+from core.settings import load_settings
+from catalog.models import CustodyEvent, DockSession, Media
 from ingest.simulate import SimDevice, build_volume
-from storage.audit import verify_all
+from catalog.audit import verify_all
 from tests.conftest import ROOT, write_config
 
 EXTRA = "[indexer]\nworkers = 0\n"

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from indexer.catalog.models import DockSession, OffloadItem
+from catalog.models import DockSession, OffloadItem
 from ingest import quickcheck
 from ingest import volume as vol
 from ingest.pipeline import ingest_volume
@@ -265,10 +265,10 @@ def test_a_still_image_named_as_video_is_flagged_at_ingest(tmp_path: Path) -> No
 
 def test_the_store_heals_and_late_docks_close(make_app, sqlite_url: str, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch, ffmpeg_ok: None) -> None:
-    from custody.errors import StorageUnavailable
-    from indexer.catalog.models import CustodyEvent, Media
+    from core.errors import StorageUnavailable
+    from catalog.models import CustodyEvent, Media
     from ingest.upload import close_drained_sessions, upload_pending
-    from storage.audit import verify_all
+    from catalog.audit import verify_all
 
     app = make_app(catalog_url=sqlite_url)
     v = gat(tmp_path)
@@ -304,7 +304,7 @@ def test_the_store_heals_and_late_docks_close(make_app, sqlite_url: str, tmp_pat
 
 def test_spool_keeps_only_what_still_needs_it(make_app, sqlite_url: str, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch, ffmpeg_ok: None) -> None:
-    from custody.errors import StorageUnavailable
+    from core.errors import StorageUnavailable
     from indexer.worker import run_pending
     from ingest.upload import clean_spool
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from custody.errors import RefusedEntry
+from core.errors import RefusedEntry
 from ingest import offload
 from ingest import volume as vol
 

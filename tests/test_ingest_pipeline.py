@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from indexer.catalog import custody_log
-from indexer.catalog.models import CustodyEvent, DockSession, Job, Media, Sighting
+from catalog import custody_log
+from catalog.models import CustodyEvent, DockSession, Job, Media, Sighting
 from ingest.pipeline import ingest_volume
 from ingest.simulate import SimDevice, build_volume
-from storage.audit import verify_all
+from catalog.audit import verify_all
 from tests.helpers_ingest import by_name, media_count
 
 

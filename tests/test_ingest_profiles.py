@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from custody.settings import SHIPPED_CONFIG_DIR
+from core.settings import SHIPPED_CONFIG_DIR
 from ingest import volume as vol
 from ingest.profiles import Identity, IdentityError, load_profiles, parse_properties, read_identity, recognise
 from ingest.simulate import CST, SimDevice, build_volume

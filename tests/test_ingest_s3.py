@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from indexer.catalog.models import DockSession, Media, OffloadItem, Sighting
+from catalog.models import DockSession, Media, OffloadItem, Sighting
 from ingest.pipeline import ingest_volume
 from ingest.simulate import SimDevice, build_volume
 from ingest.upload import upload_pending
-from storage.audit import verify_all
+from catalog.audit import verify_all
 from storage.s3 import composite_checksum
 from tests.helpers_ingest import by_name
 
@@ -86,7 +86,7 @@ def test_store_refuses_a_body_its_checksum_does_not_match(make_app, sqlite_url: 
     the store itself must refuse bytes that differ from the checksum, single put and multipart."""
     import os
 
-    from custody.errors import StorageIntegrityError
+    from core.errors import StorageIntegrityError
     from storage import s3
 
     app = make_app(catalog_url=sqlite_url, storage_url=s3_url, endpoint=seaweed.endpoint)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from custody.accounts import add_account
+from catalog.accounts import add_account
 from custody.cli import cli
 from reports.coverage import CoverageOptions, coverage_report
 from reports.model import Report

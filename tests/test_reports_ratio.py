@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from custody.accounts import add_account
+from catalog.accounts import add_account
 from custody.cli import cli
-from indexer.catalog.models import CustodyEvent, Unit
+from catalog.models import CustodyEvent, Unit
 from reports.ratio import RatioOptions, ratio_report, ratio_row
 from reports.render import render_csv, render_table, to_json
 from reports_bureau import BRIGADE, BUREAU, OFFICE, REVOKED_BADGE, REVOKED_ON, STREET, bureau_2021
@@ -108,7 +108,7 @@ def test_standard_per_unit_from_catalog_then_config(make_app: Any, catalog_url: 
 
 def test_unit_filter_takes_the_unit_and_its_children(bureau: Any) -> None:
     with bureau.catalog.session() as s:
-        from indexer.catalog.models import Device, Officer
+        from catalog.models import Device, Officer
 
         street = Unit(code=STREET, name="街道办事处")
         s.add(street)

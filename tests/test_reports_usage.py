@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from custody.accounts import add_account
+from catalog.accounts import add_account
 from custody.cli import cli
-from indexer.catalog.models import Media
+from catalog.models import Media
 from reports_bureau import coverage_year, local
 
 

@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from custody.cli import cli
-from custody.errors import CustodyError, ObjectLocked, PermissionDenied
-from indexer.catalog.custody_log import verify_chain
-from indexer.catalog.models import Case, CustodyEvent, Derivative, Media, RetentionPlanItem
+from core.errors import CustodyError, ObjectLocked, PermissionDenied
+from catalog.custody_log import verify_chain
+from catalog.models import Case, CustodyEvent, Derivative, Media, RetentionPlanItem
 from retention.lock import apply_retention
 from retention.plan import approve_plan, create_plan
 from retention.sweep import sweep

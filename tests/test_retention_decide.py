@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from custody.errors import ConfigError
-from custody.settings import SHIPPED_CONFIG_DIR
+from core.errors import ConfigError
+from core.settings import SHIPPED_CONFIG_DIR
 from retention.decide import decide
 from retention.facts import CaseFact, HoldFact, LinkFact, Recording, TagFact
 from retention.rules import add_months, compare_rules, load_rules, parse_duration, rules_from_dict

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from custody.cli import cli
-from custody.errors import ObjectLocked
-from indexer.catalog.models import CustodyEvent, Media
+from core.errors import ObjectLocked
+from catalog.models import CustodyEvent, Media
 from retention.lock import apply_retention
 from retention.plan import approve_plan, create_plan
 from retention.selftest import run_selftest

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from custody.cli import cli
-from indexer.catalog.custody_log import verify_chain
-from indexer.catalog.models import CustodyEvent, Derivative, Media, RetentionPlanItem
+from catalog.custody_log import verify_chain
+from catalog.models import CustodyEvent, Derivative, Media, RetentionPlanItem
 from retention.plan import approve_plan, create_plan
 from retention.sweep import PAUSE_ENV
 from retention_support import accounts, actor, store_recording

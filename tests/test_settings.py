@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from custody.errors import ConfigError
-from custody.settings import SHIPPED_CONFIG, Settings, load_settings
+from core.errors import ConfigError
+from core.settings import SHIPPED_CONFIG, Settings, load_settings
 
 
 def test_shipped_config_lists_every_setting() -> None:

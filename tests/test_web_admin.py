@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from indexer.catalog.models import DeviceAssignment, DockSession, Hold, Job, OffloadItem, utcnow
+from catalog.models import DeviceAssignment, DockSession, Hold, Job, OffloadItem, utcnow
 from web.app import create_app
 from web.i18n import MESSAGES
 from web_support import events, login, sample_video, seed  # noqa: F401
@@ -87,7 +87,7 @@ def test_inspector_sees_only_own_recordings(make_app, sample_video) -> None:  # 
         assert "REC_20260312_093000.mp4" in page and "B.mp4" not in page and "C.mp4" not in page
         assert client.get(f"/media/{sd.media_u1}").status_code == 403
     # An account named for the person, linked to the officer number by `users add --badge`.
-    from custody.accounts import add_account
+    from catalog.accounts import add_account
     from web_support import PASSWORD
     with app.catalog.session() as s:
         add_account(s, "zhangwei", "inspector", password=PASSWORD, badge="P00001", created_by="test")

@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from indexer.catalog.custody_log import verify_chain
-from indexer.catalog.models import Account, LoginSession
+from catalog.custody_log import verify_chain
+from catalog.models import Account, LoginSession
 from web.app import create_app
 from web_support import CSRF_RE, PASSWORD, events, login, sample_video, seed  # noqa: F401
 

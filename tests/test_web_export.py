@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from custody.cli import cli
-from indexer.catalog.models import Media
+from catalog.models import Media
 from web.app import create_app
 from web_support import events, login, sample_video, seed  # noqa: F401
 

@@ -12,8 +12,8 @@ from urllib.parse import quote
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from indexer.catalog import custody_log
-from indexer.catalog.models import Case, MediaLink
+from catalog import custody_log
+from catalog.models import Case, MediaLink
 from web.app import create_app
 from web.i18n import MESSAGES, enum_label
 from web_support import bare_english, login, sample_video, seed, use_language  # noqa: F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from indexer.catalog.models import MediaLink, ReviewItem
+from catalog.models import MediaLink, ReviewItem
 from web.app import create_app
 from web_support import events, login, sample_video, seed  # noqa: F401
 

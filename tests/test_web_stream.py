@@ -66,7 +66,7 @@ def test_ranges_proxied_from_s3(make_app, seaweed, s3_url: str, sample_video) ->
 
 def test_seek_far_into_a_multi_gigabyte_original(make_app, sample_video) -> None:  # noqa: ANN001
     """A sparse 5 GiB object in the local store: a range near its end comes back at once."""
-    from indexer.catalog.models import Media
+    from catalog.models import Media
 
     app = make_app()
     sd = seed(app, sample_video)
@@ -101,7 +101,7 @@ def test_store_failures_are_error_pages_not_cut_streams(make_app, sample_video, 
 
     app = make_app()
     sd = seed(app, sample_video)
-    from indexer.catalog.models import Media
+    from catalog.models import Media
 
     with app.catalog.session() as s:
         key = s.get(Media, sd.media_u2).storage_key
@@ -121,7 +121,7 @@ def test_store_failures_are_error_pages_not_cut_streams(make_app, sample_video, 
         s.add(m)
         s.flush()
         dead_id = m.id
-    from custody.accounts import add_account
+    from catalog.accounts import add_account
 
     with dead.catalog.session() as s:
         add_account(s, "rev9", "reviewer", password="correct horse 8", created_by="test")

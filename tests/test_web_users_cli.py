@@ -4,9 +4,9 @@ from __future__ import annotations
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from custody.accounts import check_password
+from catalog.accounts import check_password
 from custody.cli import cli
-from indexer.catalog.models import Account, LoginSession, utcnow
+from catalog.models import Account, LoginSession, utcnow
 from web_support import events
 
 

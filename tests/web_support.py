@@ -17,9 +17,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from custody.accounts import add_account
-from custody.app import App
-from indexer.catalog.models import (
+from catalog.accounts import add_account
+from catalog.app import App
+from catalog.models import (
     Case,
     CaseOfficer,
     CustodyEvent,

@@ -8,10 +8,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from custody.accounts import hash_password
-from custody.errors import CustodyError
-from indexer.catalog import custody_log
-from indexer.catalog.models import Account, LoginSession, utcnow
+from catalog.accounts import hash_password
+from core.errors import CustodyError
+from catalog import custody_log
+from catalog.models import Account, LoginSession, utcnow
 from web.i18n import tagged
 
 CHANGES = ("disable", "enable", "unlock")

@@ -1,6 +1,6 @@
 """Changes a reviewer makes from the browser: link, unlink, resolve a review item.
 
-The linking rules live in `indexer.linking` (a manual link supersedes automatic ones
+The linking rules live in `cases.linking` (a manual link supersedes automatic ones
 and closes open review items; an unlink is a ruling that automatic linking honours),
 so the browser and `custody link ...` behave the same.  Those functions write the
 custody events; the web adds a `web_action` event beside each with the remote
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from custody.errors import CustodyError, NotFound
-from indexer import linking
-from indexer.catalog.models import Case, Media, MediaLink, ReviewItem, utcnow
+from core.errors import CustodyError, NotFound
+from cases import linking
+from catalog.models import Case, Media, MediaLink, ReviewItem, utcnow
 from web import trail
 from web.auth import Viewer
 from web.i18n import tagged

@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
-from custody.app import App
-from custody.errors import CustodyError, NotFound, PermissionDenied, StorageIntegrityError, StorageUnavailable
-from indexer.catalog import custody_log
+from catalog.app import App
+from core.errors import CustodyError, NotFound, PermissionDenied, StorageIntegrityError, StorageUnavailable
+from catalog import custody_log
 from web.auth import LoginRequired, Refused, log_refusal, remote_addr
 from web.i18n import error_text, lang_of
 from web.pages import render

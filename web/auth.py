@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from custody.accounts import Actor, actor_of, check_password, hash_password
-from custody.app import App
-from custody.errors import CustodyError, PermissionDenied
-from indexer.catalog import custody_log
-from indexer.catalog.models import Account, LoginSession, utcnow
+from catalog.accounts import Actor, actor_of, check_password, hash_password
+from catalog.app import App
+from core.errors import CustodyError, PermissionDenied
+from catalog import custody_log
+from catalog.models import Account, LoginSession, utcnow
 from web.i18n import tagged
 
 SESSION_COOKIE = "custody_session"

@@ -32,14 +32,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.accounts import Actor
-from custody.app import App
-from custody.errors import CustodyError, NotFound, PermissionDenied, StorageIntegrityError
-from indexer.catalog import custody_log
-from indexer.catalog.custody_log import event_fields
-from indexer.catalog.models import Case, CustodyEvent, Media, MediaLink, utcnow
+from catalog.accounts import Actor
+from catalog.app import App
+from core.errors import CustodyError, NotFound, PermissionDenied, StorageIntegrityError
+from catalog import custody_log
+from catalog.custody_log import event_fields
+from catalog.models import Case, CustodyEvent, Media, MediaLink, utcnow
 from storage.fixity import sha256_file
-from web.access import can_see_case
+from catalog.access import can_see_case
 from web.queries import case_view
 
 CHUNK = 1024 * 1024

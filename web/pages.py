@@ -10,7 +10,7 @@ from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import Response
 
-from custody.app import App
+from catalog.app import App
 from web.auth import Viewer
 from web.i18n import ENUMS, enum_label, lang_of, translate
 

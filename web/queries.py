@@ -10,8 +10,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
-from custody.accounts import Actor
-from indexer.catalog.models import (
+from catalog.accounts import Actor
+from catalog.models import (
     Case,
     CaseOfficer,
     ClockCorrection,
@@ -25,8 +25,8 @@ from indexer.catalog.models import (
     Unit,
 )
 from reports.inspections import end_of
-from custody.errors import CustodyError
-from web.access import scope_cases, scope_media
+from core.errors import CustodyError
+from catalog.access import scope_cases, scope_media
 from web.i18n import tagged
 
 MAX_ROWS = 200

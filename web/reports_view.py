@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from custody.errors import CustodyError
-from custody.settings import Settings
+from core.errors import CustodyError
+from core.settings import Settings
 from reports.context import CoverageOptions
 from reports.coverage import coverage_report
 from reports.i18n import t as report_t

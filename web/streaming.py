@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from starlette.responses import Response, StreamingResponse
 
-from custody.errors import StorageIntegrityError
+from core.errors import StorageIntegrityError
 from storage.base import ObjectStore
 
 CHUNK = 256 * 1024

@@ -5,8 +5,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from indexer.catalog import custody_log
-from indexer.catalog.models import CustodyEvent
+from catalog import custody_log
+from catalog.models import CustodyEvent
 from web.auth import Viewer
 
 

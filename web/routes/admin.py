@@ -7,9 +7,9 @@ from fastapi import APIRouter, Depends, Form, Request
 from sqlalchemy import func, select
 from starlette.responses import RedirectResponse, Response
 
-from custody.app import App
-from custody.errors import CustodyError, NotFound
-from indexer.catalog.models import (
+from catalog.app import App
+from core.errors import CustodyError, NotFound
+from catalog.models import (
     Account,
     DeviceAssignment,
     Device,

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
-from custody.app import App
-from custody.errors import CustodyError
-from indexer.catalog.models import CustodyEvent
+from catalog.app import App
+from core.errors import CustodyError
+from catalog.models import CustodyEvent
 from web import trail
 from web.auth import Viewer, allow
 from web.i18n import tagged

@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, Response
 
-from custody.app import App
-from custody.errors import NotFound
-from indexer.catalog.models import Case
+from catalog.app import App
+from core.errors import NotFound
+from catalog.models import Case
 from web import trail
-from web.access import can_see_case
+from catalog.access import can_see_case
 from web.auth import Refused, Viewer, allow
 from web.export import export_case, zip_bag
 from web.i18n import tagged

@@ -5,11 +5,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
-from custody.app import App
-from custody.errors import CustodyError, NotFound
-from indexer.catalog.models import Derivative, Media, MediaLink
+from catalog.app import App
+from core.errors import CustodyError, NotFound
+from catalog.models import Derivative, Media, MediaLink
 from web import actions, trail
-from web.access import can_see_case, can_see_media
+from catalog.access import can_see_case, can_see_media
 from web.auth import Refused, Viewer, allow
 from web.i18n import tagged
 from web.pages import render

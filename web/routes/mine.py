@@ -5,10 +5,10 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
-from custody.app import App
-from indexer.catalog.models import Media
+from catalog.app import App
+from catalog.models import Media
 from web import trail
-from web.access import scope_media
+from catalog.access import scope_media
 from web.auth import Viewer, allow
 from web.pages import render
 

@@ -5,11 +5,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
-from custody.app import App
-from custody.errors import NotFound
-from indexer.catalog.models import Media, ReviewItem
+from catalog.app import App
+from core.errors import NotFound
+from catalog.models import Media, ReviewItem
 from web import actions, trail
-from web.access import can_see_case, scope_media
+from catalog.access import can_see_case, scope_media
 from web.auth import Refused, Viewer, allow
 from web.i18n import tagged
 from web.pages import render

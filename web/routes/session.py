@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from custody.app import App
+from catalog.app import App
 from web import auth
 from web.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Viewer, allow, remote_addr
 from web.i18n import LANGS

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from rich.text import Text
 
-from custody.app import App
+from catalog.app import App
 
 if TYPE_CHECKING:
     from ingest.daemon import Daemon
@@ -141,7 +141,7 @@ def _actor(app: App) -> str:
     user = getattr(app, "user", None)
     if not user:
         return f"station:{app.station}"
-    from custody.accounts import resolve_actor
+    from catalog.accounts import resolve_actor
 
     with app.catalog.session() as s:
         return resolve_actor(s, user).username
@@ -186,7 +186,7 @@ def _print_summary(res) -> None:  # noqa: ANN001
 @click.pass_obj
 def verify(app: App, as_json: bool) -> None:
     """Re-read every stored object, recompute SHA-256 and check the custody log chain."""
-    from storage.audit import verify_all
+    from catalog.audit import verify_all
 
     actor = _actor(app)
     if as_json:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from custody.settings import Settings, load_settings
-from indexer.catalog.db import Catalog
+from core.settings import Settings, load_settings
+from catalog.db import Catalog
 from storage.base import ObjectStore
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from custody.app import App
-from indexer.catalog import custody_log
-from indexer.catalog.models import Media
+from catalog.app import App
+from catalog import custody_log
+from catalog.models import Media
 from storage.fixity import sha256_stream
 
 

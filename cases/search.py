@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, select
 from sqlalchemy.orm import Session, aliased
 
-from custody.errors import CustodyError, NotFound
-from indexer.catalog.models import Case, Device, Media, MediaLink, Officer
+from core.errors import CustodyError, NotFound
+from catalog.models import Case, Device, Media, MediaLink, Officer
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from indexer.catalog.models import ChainHead, CustodyEvent, utcnow
+from catalog.models import ChainHead, CustodyEvent, utcnow
 
 GENESIS = "0" * 64
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import click
 
-from custody.accounts import Actor, require, resolve_actor
-from custody.errors import CustodyError
-from indexer.catalog import custody_log
-from indexer.catalog.models import RetentionPlan, utcnow
+from catalog.accounts import Actor, require, resolve_actor
+from core.errors import CustodyError
+from catalog import custody_log
+from catalog.models import RetentionPlan, utcnow
 
 TARGETS = ("media", "case", "device", "officer")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from sqlalchemy import Select, exists, false, or_, select, true
 from sqlalchemy.orm import Session
 
-from custody.accounts import Actor
-from indexer.catalog.models import Case, Media, MediaLink, Unit
+from catalog.accounts import Actor
+from catalog.models import Case, Media, MediaLink, Unit
 
 
 def unit_id_filter(units: tuple[str, ...]):  # noqa: ANN201 - SQL expression

@@ -21,12 +21,12 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from custody.accounts import Actor, require, resolve_actor
-from custody.errors import PermissionDenied
-from indexer import linking, refdata
-from indexer.catalog.models import Device, Media, Officer, ReviewItem
-from indexer.search import Criteria, SearchRow, parse_when, search
-from web.access import can_see_case, can_see_media, media_visible_clause
+from catalog.accounts import Actor, require, resolve_actor
+from core.errors import PermissionDenied
+from cases import linking, refdata
+from catalog.models import Device, Media, Officer, ReviewItem
+from cases.search import Criteria, SearchRow, parse_when, search
+from catalog.access import can_see_case, can_see_media, media_visible_clause
 
 
 def _actor(session: Session, app: Any, capability: str, subject: str) -> Actor:
@@ -39,7 +39,7 @@ def _check_scope(session: Session, actor: Actor, media: Media, case: Any) -> Non
     """Reviewers limited to units act only on recordings and cases of those units (as on the web)."""
     if can_see_media(session, actor, media) and can_see_case(session, actor, case):
         return
-    from indexer.catalog import custody_log
+    from catalog import custody_log
 
     custody_log.record(session, "refused", actor=actor.username, outcome="refused", media_id=media.id,
                        subject=f"case:{case.case_no}", detail={"why": "outside the account's units"})

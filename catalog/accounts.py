@@ -14,9 +14,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from custody.errors import CustodyError, NotFound, PermissionDenied
-from indexer.catalog import custody_log
-from indexer.catalog.models import Account
+from core.errors import CustodyError, NotFound, PermissionDenied
+from catalog import custody_log
+from catalog.models import Account
 
 ROLES = ("inspector", "reviewer", "administrator", "auditor")
 # What each role may do; a route or command names the capability it needs.

@@ -23,10 +23,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.errors import CustodyError
-from custody.settings import Settings
-from indexer.catalog import custody_log
-from indexer.catalog.models import Case, CaseOfficer, Device, DeviceAssignment, Media, Officer, Unit
+from core.errors import CustodyError
+from core.settings import Settings
+from catalog import custody_log
+from catalog.models import Case, CaseOfficer, Device, DeviceAssignment, Media, Officer, Unit
 
 KINDS = ("units", "officers", "devices", "assignments", "cases")
 
@@ -679,7 +679,7 @@ def _set_case_officers(session: Session, case: Case, officer_ids: list[int]) -> 
 
 # --------------------------------------------------------------------------- relinking after imports
 def _relink_after(session: Session, settings: Settings, kind: str, plans: list[Planned], applied: Any) -> int:
-    from indexer import linking
+    from cases import linking
 
     if kind == "cases":
         ids: set[int] = set()

@@ -8,10 +8,10 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.accounts import ROLES, Actor, add_account, get_account, os_user, require, resolve_actor
-from custody.app import App
-from custody.errors import CustodyError
-from indexer.catalog.models import Account, utcnow
+from catalog.accounts import ROLES, Actor, add_account, get_account, os_user, require, resolve_actor
+from catalog.app import App
+from core.errors import CustodyError
+from catalog.models import Account, utcnow
 from web.accounts_admin import account_count, apply_change, parse_units, reset_password
 
 

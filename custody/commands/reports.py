@@ -15,10 +15,10 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
-from custody.accounts import require, resolve_actor
-from custody.app import App
-from custody.errors import CustodyError
-from indexer.catalog import custody_log
+from catalog.accounts import require, resolve_actor
+from catalog.app import App
+from core.errors import CustodyError
+from catalog import custody_log
 from reports.coverage import CoverageOptions, coverage_report
 from reports.i18n import LANGS, Lang
 from reports.model import Report

@@ -6,8 +6,8 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.errors import CustodyError, NotFound
-from indexer.catalog.models import Media
+from core.errors import CustodyError, NotFound
+from catalog.models import Media
 
 
 def find_media(session: Session, ref: str) -> Media:

@@ -32,11 +32,11 @@ from typing import Any
 from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from custody.errors import CustodyError, NotFound
-from custody.settings import Settings
-from indexer.catalog import custody_log
-from indexer.catalog.lookup import find_media  # noqa: F401 - re-exported for callers
-from indexer.catalog.models import (
+from core.errors import CustodyError, NotFound
+from core.settings import Settings
+from catalog import custody_log
+from catalog.lookup import find_media  # noqa: F401 - re-exported for callers
+from catalog.models import (
     Case,
     CaseOfficer,
     Device,

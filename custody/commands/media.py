@@ -16,11 +16,11 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.accounts import Actor, require, resolve_actor
-from custody.errors import CustodyError, NotFound
-from indexer import jobs
-from indexer.catalog import custody_log
-from indexer.catalog.models import ClockCorrection, Derivative, Device, Media, Officer
+from catalog.accounts import Actor, require, resolve_actor
+from core.errors import CustodyError, NotFound
+from catalog import jobs
+from catalog import custody_log
+from catalog.models import ClockCorrection, Derivative, Device, Media, Officer
 from indexer.clock import add_correction, revoke_correction
 from indexer.worker import run_pending
 

@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from indexer.catalog.db import Catalog
-from indexer.catalog.models import Job, Media, utcnow
+from catalog.db import Catalog
+from catalog.models import Job, Media, utcnow
 
 KINDS = ("index", "reindex", "retime")  # reindex: redo even if done; retime: time only
 OPEN_STATES = ("pending", "running")

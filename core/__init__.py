@@ -1,0 +1,1 @@
+"""Foundation: typed settings (with their help) and the error types every layer raises."""
