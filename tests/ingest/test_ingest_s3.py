@@ -115,7 +115,7 @@ def test_spool_copy_damaged_before_upload_never_reaches_s3(make_app, sqlite_url:
     """Single put: the store refuses the body (its checksum is the device's hash).  Multipart:
     the part checksums would match the damaged copy, so the station proves the whole file
     against the device's hash before completing the upload."""
-    from tests.spool_damage import damage_then_redock
+    from spool_damage import damage_then_redock
 
     app = make_app(catalog_url=sqlite_url, storage_url=s3_url, endpoint=seaweed.endpoint)
     v = build_volume(tmp_path / "docks" / "cam", SimDevice(kind="dcim", serial="DC9", clips=1, photos=1, audio=0,

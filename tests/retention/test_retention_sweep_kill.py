@@ -19,7 +19,7 @@ from retention.plan import approve_plan, create_plan
 from retention.sweep import PAUSE_ENV
 from retention_support import accounts, actor, store_recording
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def sweep_cmd(app) -> list[str]:  # noqa: ANN001

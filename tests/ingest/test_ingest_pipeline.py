@@ -280,7 +280,7 @@ def test_sidecar_is_kept_with_its_recording(make_app, sqlite_url: str, tmp_path:
 
 def test_spool_copy_damaged_before_upload_is_copied_again(make_app, sqlite_url: str, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch, ffmpeg_ok: None) -> None:
-    from tests.spool_damage import damage_then_redock
+    from spool_damage import damage_then_redock
 
     app = make_app(catalog_url=sqlite_url)
     damage_then_redock(app, gat(tmp_path), lambda size: True, monkeypatch, tmp_path / "spool")
