@@ -139,6 +139,7 @@ def children_cpu() -> float:
 
 def bench_dock_to_s3(work: Path, endpoint: str, files: int, file_size: int, server_pid: int) -> dict:
     from catalog.app import App
+    from ingest.profiles import station_profiles
     from core.settings import load_settings
     from ingest.pipeline import ingest_volume
 
@@ -168,7 +169,7 @@ def bench_dock_to_s3(work: Path, endpoint: str, files: int, file_size: int, serv
                    f'[catalog]\nurl = "sqlite:///{work / "bench.db"}"\n[storage]\nurl = "s3://{bucket_c}"\n'
                    f'endpoint_url = "{endpoint}"\n[indexer]\nworkers = 0\n')
     app = App(load_settings(cfg))
-    _ = app.catalog, app.store, app.profiles
+    _ = app.catalog, app.store, station_profiles(app.settings)
     s0, c0, k0 = cpu_seconds(server_pid), own_cpu(), children_cpu()
     t0 = time.perf_counter()
     res = ingest_volume(app, vol)

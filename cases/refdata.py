@@ -38,7 +38,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "devices": ("serial", "kind", "unit_code", "vendor", "model", "in_service_from", "in_service_to"),
     "assignments": ("device_serial", "officer_badge", "valid_from", "valid_to"),
     "cases": ("case_no", "kind", "enterprise", "address", "unit_code", "officers", "start", "end",
-              "hazards_found", "status", "closed_at", "parent_case_no", "follow_up_closed_at"),
+              "hazards_found", "status", "closed_at", "parent_case_no", "follow_up_closed_at", "record_id",
+              "follows_up"),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "units": ("code",),
@@ -92,11 +93,14 @@ class ImportReport:
     closed: int = 0  # open-ended assignments closed by a later one for the same device
     relinked: int = 0
     notes: list[str] = field(default_factory=list)
+    # Rows imported with a warning (e.g. a case with fewer than two officers): "line N: ...".
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "file": self.file, "sha256": self.sha256, "rows": self.rows,
                 "created": self.created, "updated": self.updated, "unchanged": self.unchanged,
-                "closed": self.closed, "relinked": self.relinked, "notes": self.notes}
+                "closed": self.closed, "relinked": self.relinked, "notes": self.notes,
+                "warnings": self.warnings}
 
 
 class _RowFault(Exception):
@@ -357,7 +361,29 @@ def _plan_units(session: Session, rows: list[Row], settings: Settings, errors: l
             out.append((line, {"code": code, **vals}))
         except _RowFault as e:
             errors.append(RowError(line, str(e)))
+    _check_unit_tree(session, out, errors)
     return out
+
+
+def _check_unit_tree(session: Session, plans: list[Planned], errors: list[RowError]) -> None:
+    """A parent must be a unit (stored, or in this file) and the units must form a tree (no cycle)."""
+    parent_of = {u.code: u.parent_code for u in session.execute(select(Unit)).scalars()}
+    for _, p in plans:
+        parent_of[p["code"]] = p.get("parent_code", parent_of.get(p["code"]))
+    for line, p in plans:
+        parent = p.get("parent_code")
+        if not parent:
+            continue
+        if parent not in parent_of:
+            errors.append(RowError(line, f"parent_code {parent!r} is not a known unit (import it first or in the same file)"))
+            continue
+        seen, at = {p["code"]}, parent
+        while at:
+            if at in seen:
+                errors.append(RowError(line, f"parent_code {parent!r} makes a cycle: a unit cannot be under itself"))
+                break
+            seen.add(at)
+            at = parent_of.get(at)
 
 
 def _upsert_by_key(session: Session, model: type, key: str, plans: list[Planned], rep: ImportReport,
@@ -554,14 +580,17 @@ def _close_open_assignments(session: Session, device_id: int, at: datetime, rep:
                          f"at {at.isoformat()} where the next one starts")
 
 
-def _plan_cases(session: Session, rows: list[Row], settings: Settings, errors: list[RowError]) -> list[Planned]:
+def _plan_cases(session: Session, rows: list[Row], settings: Settings, errors: list[RowError],
+                warnings: list[RowError] | None = None) -> list[Planned]:
     tz = settings.tz
     lookup = _Lookup(session)
     officers = lookup.get(Officer, "badge", _keys(rows, "officers", split=True))
     in_file = {k for k in _keys(rows, "case_no")}
     parents = lookup.get(Case, "case_no", _keys(rows, "parent_case_no"))
     known = lookup.get(Case, "case_no", in_file)
+    by_record = lookup.get(Case, "record_id", _keys(rows, "record_id"))
     seen: dict[str, int] = {}
+    seen_record: dict[str, int] = {}
     out: list[Planned] = []
     for line, r in rows:
         try:
@@ -569,7 +598,11 @@ def _plan_cases(session: Session, rows: list[Row], settings: Settings, errors: l
             # (e.g. the end time and closed_at entered days later); a new one needs the rest.
             _check_required("cases", r, ("case_no",))
             case_no = _text(r["case_no"]) or ""
-            if case_no not in known:
+            record_id = _text(r.get("record_id"))
+            if record_id:
+                _duplicate_guard(seen_record, record_id, line, "record_id")
+            stored = _case_by_keys(case_no, record_id, known, by_record)
+            if stored is None:
                 _check_required("cases", r)
             _duplicate_guard(seen, case_no, line, "case")
             badges = _badges(r["officers"]) if "officers" in r else None
@@ -583,18 +616,45 @@ def _plan_cases(session: Session, rows: list[Row], settings: Settings, errors: l
                 "status": ("status", lambda v: _text(v) or "open"),
                 "closed_at": ("closed_at", lambda v: _instant(v, "closed_at", tz)),
                 "follow_up_closed_at": ("follow_up_closed_at", lambda v: _instant(v, "follow_up_closed_at", tz)),
+                "record_id": ("record_id", _text), "follows_up": ("follows_up", _text),
             }, lambda: _unit_ref(lookup, r),
                 lambda: _case_officers_check(badges, officers) if badges is not None else {},
                 lambda: _parent_check(case_no, parent, parents, in_file))
-            start = vals.get("start", known[case_no].start if case_no in known else None)
-            end = vals.get("end", known[case_no].end if case_no in known else None)
+            if vals.get("follows_up") is not None and vals["follows_up"] in (case_no, record_id):
+                raise _RowFault("a case cannot follow itself up (follows_up names its own case_no or record_id)")
+            start = vals.get("start", stored.start if stored is not None else None)
+            end = vals.get("end", stored.end if stored is not None else None)
             if start and end and _aware(end) < _aware(start):
                 raise _RowFault("end is before start")
-            out.append((line, {"case_no": case_no, "vals": vals, "parent": parent, "has_parent": "parent_case_no" in r,
+            if badges is not None:
+                vals["fewer_than_two_officers"] = len(badges) < MIN_CASE_OFFICERS
+                if len(badges) < MIN_CASE_OFFICERS and warnings is not None:
+                    warnings.append(RowError(line, f"case {case_no} has {len(badges)} officer(s); imported and marked "
+                                                   "as a two-officer-rule violation (行政处罚法 Art. 42: 少于两名执法人员, "
+                                                   "已导入并标记)"))
+            out.append((line, {"case_no": case_no, "stored_id": stored.id if stored is not None else None,
+                               "vals": vals, "parent": parent, "has_parent": "parent_case_no" in r,
                                "officer_ids": None if badges is None else [officers[b].id for b in badges]}))
         except _RowFault as e:
             errors.append(RowError(line, str(e)))
     return out
+
+
+def _case_by_keys(case_no: str, record_id: str | None, by_no: dict[str, Case],
+                  by_record: dict[str, Case]) -> Case | None:
+    """The stored case a row updates: by record_id when the row has one that is known (the
+    enforcement system's id survives a corrected document number), else by case_no."""
+    if record_id and record_id in by_record:
+        case = by_record[record_id]
+        other = by_no.get(case_no)
+        if other is not None and other.id != case.id:
+            raise _RowFault(f"record_id {record_id!r} belongs to case {case.case_no} but case_no {case_no!r} "
+                            f"is another case (record_id {other.record_id!r})")
+        return case
+    case = by_no.get(case_no)
+    if case is not None and record_id and case.record_id and case.record_id != record_id:
+        raise _RowFault(f"case {case_no!r} already has record_id {case.record_id!r}, not {record_id!r}")
+    return case
 
 
 def _aware(t: datetime) -> datetime:
@@ -606,8 +666,8 @@ def _case_officers_check(badges: list[str], officers: dict[str, Officer]) -> dic
     unknown = [b for b in badges if b not in officers]
     if unknown:
         raise _RowFault(f"officer(s) {', '.join(unknown)} not known (import officers first)")
-    if len(badges) < MIN_CASE_OFFICERS:
-        raise _RowFault("a case needs at least two officers (行政处罚法 Art. 42 / 至少两名执法人员)")
+    if not badges:
+        raise _RowFault("officers is required")
     return {}
 
 
@@ -627,6 +687,16 @@ class _CaseChange:
 
 def _apply_cases(session: Session, plans: list[Planned], rep: ImportReport) -> list[_CaseChange]:
     existing = _Lookup(session).get(Case, "case_no", {p["case_no"] for _, p in plans})
+    # Rows matched by record_id may carry a corrected case number: rename before anything else.
+    for _, p in plans:
+        if p["stored_id"] is not None and p["case_no"] not in existing:
+            case = session.get(Case, p["stored_id"])
+            assert case is not None
+            existing.pop(case.case_no, None)
+            rep.notes.append(f"case {case.case_no} (record_id {case.record_id}) renamed to {p['case_no']}")
+            case.case_no = p["case_no"]
+            existing[p["case_no"]] = case
+    session.flush()
     changes: dict[str, _CaseChange] = {}
     for _, p in plans:
         case = existing.get(p["case_no"])
@@ -719,9 +789,14 @@ def import_file(session: Session, settings: Settings, kind: str, path: Path, act
     raw = path.read_bytes()
     rep = ImportReport(kind=kind, file=str(path), sha256=hashlib.sha256(raw).hexdigest())
     rows, errors = read_rows(raw, path.suffix, kind)
-    plans = _PLANNERS[kind](session, rows, settings, errors)  # planned even after header errors: report all
+    warnings: list[RowError] = []
+    if kind == "cases":
+        plans = _plan_cases(session, rows, settings, errors, warnings)
+    else:
+        plans = _PLANNERS[kind](session, rows, settings, errors)  # planned even after header errors: report all
     if errors:
         raise ImportRejected(str(path), sorted(errors, key=lambda e: e.line))
+    rep.warnings = [str(w) for w in sorted(warnings, key=lambda e: e.line)]
     rep.rows = len(plans)
     applied = _APPLIERS[kind](session, plans, rep)
     session.flush()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, select
+from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from core.errors import CustodyError, NotFound
@@ -99,7 +99,8 @@ def build_query(session: Session, c: Criteria) -> Select[Any]:
         raise CustodyError("--unlinked cannot be combined with --case or --enterprise")
     q = _base("inner" if (c.case_no or c.enterprise) else "outer")
     if c.case_no:
-        q = q.where(Case.case_no == c.case_no)  # one round trip; an unknown case is told apart after
+        # The case number or the enforcement system's record id; an unknown case is told apart after.
+        q = q.where(or_(Case.case_no == c.case_no, Case.record_id == c.case_no))
     if c.enterprise:
         needle = c.enterprise.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         q = q.where(Case.enterprise.like(f"%{needle}%", escape="\\"))
@@ -125,7 +126,10 @@ def search(session: Session, criteria: Criteria, scope: Any = None) -> list[Sear
     q = build_query(session, criteria)
     rows = session.execute(q if scope is None else q.where(scope)).all()
     if not rows and criteria.case_no:
-        _id_of(session, Case, Case.case_no, criteria.case_no, "case")  # NotFound rather than "no rows"
+        # NotFound rather than "no rows"
+        if session.execute(select(Case.id).where(or_(Case.case_no == criteria.case_no,
+                                                     Case.record_id == criteria.case_no))).first() is None:
+            raise NotFound(f"no case {criteria.case_no!r} (neither a case number nor a record id)")
     out: list[SearchRow] = []
     for r in rows:
         flags = list(r.flags or [])

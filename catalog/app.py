@@ -1,32 +1,39 @@
-"""The application context: settings plus lazily opened catalog, store and profiles."""
+"""The application context: settings, the acting user, and the lazily opened catalog and store."""
 from __future__ import annotations
 
 from functools import cached_property
 
-from core.settings import Settings, load_settings
 from catalog.db import Catalog
+from catalog.stationkey import StationKey, station_key
+from core.settings import Settings, load_settings
 from storage.base import ObjectStore
+from storage.factory import open_store
 
 
 class App:
-    def __init__(self, settings: Settings | None = None) -> None:
+    """What every command and request works with.
+
+    `user` is the account acting (`custody --user NAME`; None = the OS user's account, resolved
+    by catalog.accounts.resolve_actor).  The catalog and the store open on first use.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, user: str | None = None) -> None:
         self.settings = settings or load_settings()
+        self.user: str | None = user
 
     @cached_property
     def catalog(self) -> Catalog:
-        return Catalog(self.settings.catalog_url, auto_migrate=self.settings.catalog.auto_migrate)
+        return Catalog(self.settings.catalog_url, auto_migrate=self.settings.catalog.auto_migrate,
+                       signer=self.station_key)
+
+    @cached_property
+    def station_key(self) -> StationKey:
+        """This station's custody-log signing key (`[custody_log].key_file`, created on first use)."""
+        return station_key(self.settings)
 
     @cached_property
     def store(self) -> ObjectStore:
-        from storage.factory import open_store
-
         return open_store(self.settings)
-
-    @cached_property
-    def profiles(self) -> list:
-        from ingest.profiles import load_profiles
-
-        return load_profiles(self.settings.profiles_dir)
 
     @property
     def station(self) -> str:

@@ -6,8 +6,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,7 +43,9 @@ def _sqlite_write_serialised(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def alembic_config(url: str) -> AlembicConfig:
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config as AlembicConfig  # deferred: Alembic costs ~0.25 s, needed only to migrate
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -54,6 +54,8 @@ def alembic_config(url: str) -> AlembicConfig:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to every head (package branches may add their own revisions)."""
+    from alembic import command  # deferred: see alembic_config
+
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -63,12 +65,14 @@ def migrate(engine: Engine) -> None:
 class Catalog:
     """The catalog handle: an engine and a session factory."""
 
-    def __init__(self, url: str, auto_migrate: bool = True) -> None:
+    def __init__(self, url: str, auto_migrate: bool = True, signer: Any = None) -> None:
         self.url = url
         self.engine = make_engine(url)
         if auto_migrate:
             migrate(self.engine)
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # `signer` (catalog.stationkey.StationKey): the custody writer signs each event with it.
+        self.signer = signer
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False, info={"signer": signer})
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -23,7 +23,12 @@ from sqlalchemy.orm import Session
 from catalog.db import Catalog
 from catalog.models import Job, Media, utcnow
 
-KINDS = ("index", "reindex", "retime")  # reindex: redo even if done; retime: time only
+# index/reindex/retime are the indexer's (reindex: redo even if done; retime: time only);
+# retain is retention's (apply the recording's retention decision to its store lock), queued by
+# ingest and the indexer, which never import retention; the shell runs each kind's worker.
+INDEX_KINDS = ("index", "reindex", "retime")
+RETAIN_KINDS = ("retain",)
+KINDS = (*INDEX_KINDS, *RETAIN_KINDS)
 OPEN_STATES = ("pending", "running")
 MAX_BACKOFF_SECONDS = 3600.0
 
@@ -79,14 +84,16 @@ def reap_expired(session: Session, max_attempts: int, now: datetime) -> int:
 
 
 def claim(catalog: Catalog, worker_id: str, lease_seconds: float, max_attempts: int,
-          only_ids: Collection[int] | None = None) -> Lease | None:
-    """Take the oldest claimable job, or None when there is nothing to do."""
+          only_ids: Collection[int] | None = None, kinds: Collection[str] | None = None) -> Lease | None:
+    """Take the oldest claimable job (of `kinds`, default any), or None when there is nothing to do."""
     with catalog.session() as s:
         now = utcnow()
         reap_expired(s, max_attempts, now)
         q = select(Job).where(_claimable(now)).order_by(Job.id).limit(1)
         if only_ids is not None:
             q = q.where(Job.id.in_(list(only_ids)))
+        if kinds is not None:
+            q = q.where(Job.kind.in_(list(kinds)))
         job = s.execute(q.with_for_update(skip_locked=True)).scalars().first()
         if job is None:
             return None
@@ -154,7 +161,7 @@ def fail(catalog: Catalog, lease: Lease, reason: str, max_attempts: int, retry_s
 
 
 def _mark_media_failed(session: Session, job: Job) -> None:
-    if job.media_id is None or job.kind == "retime":
+    if job.media_id is None or job.kind not in ("index", "reindex"):
         return
     media = session.get(Media, job.media_id)
     if media is not None and media.index_state != "done":

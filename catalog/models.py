@@ -114,7 +114,7 @@ class DockSession(Base):
 
     __tablename__ = "dock_sessions"
     id: Mapped[int] = mapped_column(primary_key=True)
-    station: Mapped[str] = mapped_column(String(64))
+    station: Mapped[str] = mapped_column(String(64), index=True)
     volume_path: Mapped[str] = mapped_column(Text)
     profile: Mapped[str | None] = mapped_column(String(64))
     device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"), index=True)
@@ -168,6 +168,7 @@ class OffloadItem(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    station: Mapped[str | None] = mapped_column(String(64), index=True)  # whose spool holds the copy (issue 16)
     __table_args__ = (UniqueConstraint("session_id", "device_path"),)
 
 
@@ -218,6 +219,8 @@ class Media(Base):
     lock_until: Mapped[datetime | None] = mapped_column()  # retain-until applied in the store
     legal_hold_applied: Mapped[bool] = mapped_column(Boolean, default=False)
     purged_at: Mapped[datetime | None] = mapped_column()
+    # Disclosure (issue 18): a derived (redacted) recording names the original it was made from.
+    derived_from: Mapped[int | None] = mapped_column(ForeignKey("media.id"), index=True)
     device: Mapped[Device | None] = relationship()
     officer: Mapped[Officer | None] = relationship()
     __table_args__ = (
@@ -269,6 +272,7 @@ class Job(Base):
     not_before: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    station: Mapped[str | None] = mapped_column(String(64))  # the station of the latest claim (issue 16)
 
 
 class ClockCorrection(Base):
@@ -302,6 +306,12 @@ class Case(Base):
     closed_at: Mapped[datetime | None] = mapped_column()
     follow_up_closed_at: Mapped[datetime | None] = mapped_column()
     parent_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    # Issue 13: the enforcement system's own record id (unique when present), the record id or
+    # case number of the inspection a follow-up (复查) follows up, and a mark for cases imported
+    # with fewer than two officers (行政处罚法 Art. 42), reported by the coverage report.
+    record_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    follows_up: Mapped[str | None] = mapped_column(String(64))
+    fewer_than_two_officers: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -342,6 +352,25 @@ class ReviewItem(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(64))
     resolved_at: Mapped[datetime | None] = mapped_column()
     resolution: Mapped[str | None] = mapped_column(Text)
+
+
+class Redaction(Base):
+    """A derived (redacted) recording's log and its approval by a second reviewer (issue 18).
+
+    `log` holds who/when/why, the detector with version and threshold, every box and range.
+    A copy is approved when approved_by/approved_at are set; approved_by != created_by.
+    """
+
+    __tablename__ = "redactions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    derived_media_id: Mapped[int] = mapped_column(ForeignKey("media.id"), unique=True)
+    original_media_id: Mapped[int] = mapped_column(ForeignKey("media.id"), index=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(Text)
+    log: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    approved_at: Mapped[datetime | None] = mapped_column()
 
 
 # --------------------------------------------------------------------------- accounts & retention
@@ -451,6 +480,7 @@ class CustodyEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    station: Mapped[str | None] = mapped_column(String(64))  # the writing station, hashed when set (issue 16)
 
 
 class ChainHead(Base):
@@ -460,3 +490,76 @@ class ChainHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class CustodySignature(Base):
+    """The writing station's Ed25519 signature over one event (its seq and hash), issue 17.
+
+    Kept beside the event, append-only like it: a row written around the custody writer
+    carries no valid signature, and nobody without the station's key file can make one.
+    """
+
+    __tablename__ = "custody_signatures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+    sig: Mapped[str] = mapped_column(String(128))
+
+
+class LogAnchor(Base):
+    """Which chain this catalog holds (checkpoints in the store name it), issue 17.
+
+    `chain_id` changes when a catalog is rebuilt from the store or restored from a backup
+    (an event in the log says so and names the chain it replaces); `signed_from` is the first
+    event written with signatures (older catalogs were migrated with a log already in them).
+    """
+
+    __tablename__ = "custody_log_anchor"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chain_id: Mapped[str] = mapped_column(String(32))
+    signed_from: Mapped[int] = mapped_column(BigInteger, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --------------------------------------------------------------------------- stations (issue 16)
+class Station(Base):
+    """One dock station (or web server) sharing the catalog: who it is and its last heartbeat.
+
+    The daemon rewrites its row every `[station].heartbeat_seconds`; a row whose heartbeat is
+    older than three beats shows as down.  What it reports (docked devices, running offloads,
+    spool free space) is a snapshot from that beat.
+    """
+
+    __tablename__ = "stations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[str | None] = mapped_column(String(64))  # the catalog schema revision it runs
+    started_at: Mapped[datetime | None] = mapped_column()
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    stopped_at: Mapped[datetime | None] = mapped_column()  # a clean stop (SIGTERM); None while running
+    dock_root: Mapped[str | None] = mapped_column(Text)
+    spool_dir: Mapped[str | None] = mapped_column(Text)
+    spool_free_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    docked: Mapped[list[Any]] = mapped_column(default=list)  # [{"volume", "serial"?}] at the last beat
+    running_offloads: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeviceLease(Base):
+    """One offload per device across every station: the lease row of a device serial.
+
+    Held by (station, holder token) until `expires_at`; the holder renews it while it copies.
+    An expired lease (its station died) may be taken by any station; a released one too.
+    """
+
+    __tablename__ = "device_leases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    serial: Mapped[str] = mapped_column(String(64), unique=True)
+    station: Mapped[str] = mapped_column(String(64))
+    holder: Mapped[str] = mapped_column(String(64))
+    acquired_at: Mapped[datetime] = mapped_column()
+    heartbeat_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    released_at: Mapped[datetime | None] = mapped_column()
+    taken_from: Mapped[str | None] = mapped_column(String(64))  # the station whose expired lease was taken

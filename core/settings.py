@@ -109,7 +109,19 @@ class WebSettings(_Section):
     lockout_minutes: float = 15.0
 
 
+class CustodyLogSettings(_Section):
+    """The custody log's anchors (docs/custody-log.md): the station's Ed25519 key signs every
+    event and every checkpoint written to the store under `custody-log/`."""
+    key_file: Path = Path("var/station-key.pem")  # private key, created on first use, mode 0600
+    trusted_keys: list[str] = Field(default_factory=list)  # other stations' public keys (.pub paths or base64)
+    trust_store_keys: bool = True  # also trust keys published (write-once) under custody-log/keys/
+    checkpoint_minutes: float = 15.0  # a checkpoint at least this often while the daemon runs
+    checkpoint_lock_days: int = 3650  # retain-until of checkpoints, object records and key objects
+    backup_lock_days: int = 400  # retain-until of catalog backups
+
+
 class Settings(_Section):
+    custody_log: CustodyLogSettings = Field(default_factory=CustodyLogSettings)
     station: StationSettings = Field(default_factory=StationSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)

@@ -1,31 +1,77 @@
-"""`custody`: one CLI with subcommands.  Each package registers its own commands."""
+"""`custody`: one CLI, its subcommands declared in `custody/commands/<area>.py`.
+
+The table below is the shell's whole command list, in the order of the data's path: each
+top-level command, the module that declares it, and its one-line bilingual summary (shown by
+`custody --help`).  A module is imported only when one of its commands runs, so help and light
+commands start without loading the indexer, the web app or Alembic.  A test checks that the
+table and the modules' `COMMANDS` lists agree.
+"""
 from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
-
-from catalog.app import App
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from core.errors import CatalogUnavailable, CustodyError
 from core.settings import load_settings
 
-# Packages that add subcommands, in the order of the data's path.
-COMMAND_MODULES = (
-    "custody.commands.ingest",
-    "custody.commands.media",
-    "custody.commands.cases",
-    "custody.commands.reports",
-    "custody.commands.retention",
-    "custody.commands.web",
-)
+
+class Entry(NamedTuple):
+    module: str
+    summary: str
+
+
+COMMANDS: dict[str, Entry] = {
+    # dock -> spool -> store
+    "daemon": Entry("ingest", "Watch the dock root and offload every docked device / 坞站守护进程(主任务)."),
+    "ingest": Entry("ingest", "Offload one device volume once / 对单个设备卷执行一次导入."),
+    "simulate-dock": Entry("ingest", "Write a realistic simulated device volume / 生成模拟设备卷."),
+    "verify": Entry("ingest", "Re-hash stored objects and check the custody log / 校验存储对象与监管链."),
+    # index
+    "media": Entry("media", "Recordings: list, show, keyframes / 录像列表、详情与关键帧."),
+    "index": Entry("media", "Run the job queue by hand / 手动执行索引任务."),
+    "reindex": Entry("media", "Index recordings again / 重新索引录像."),
+    "clock": Entry("media", "Device clock corrections / 设备时钟校正."),
+    # link
+    "import": Entry("cases", "Import reference data from CSV or JSON / 导入基础数据."),
+    "link": Entry("cases", "Link a recording to a case by hand / 人工关联."),
+    "unlink": Entry("cases", "Rule a recording out of a case / 解除关联."),
+    "review-queue": Entry("cases", "Recordings whose case is doubtful / 待人工审核."),
+    "search": Entry("cases", "Find recordings, in time order / 检索录像."),
+    # report / retain / disclose
+    "report": Entry("reports", "Administrator reports: ratio, coverage, usage / 管理报表."),
+    "retention": Entry("retention", "Retention rules, plans and purges / 保留期与清理."),
+    "hold": Entry("retention", "Legal holds / 法律保全."),
+    "tag": Entry("retention", "Reviewer flags with retention meaning / 审核标记."),
+    "storage": Entry("retention", "Object store checks / 存储自检."),
+    "export": Entry("web", "Export a case as a BagIt package / 导出案件证据包."),
+    # people and the web app
+    "users": Entry("web", "Accounts and roles / 账号管理."),
+    "serve": Entry("web", "Start the web app / 启动网页服务."),
+}
 
 
 class CustodyGroup(click.Group):
-    """Turns the tool's own errors into a one-line message and a meaningful exit code."""
+    """Loads a subcommand's module when it is used, and turns the tool's own errors into a
+    one-line message and a meaningful exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        entry = COMMANDS.get(name)
+        if entry is None:
+            return None
+        module = importlib.import_module(f"custody.commands.{entry.module}")
+        cmd = next(c for c in module.COMMANDS if c.name == name)
+        cmd.short_help = entry.summary
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands / 命令"):
+            formatter.write_dl([(name, e.summary) for name, e in COMMANDS.items()])
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -33,34 +79,33 @@ class CustodyGroup(click.Group):
         except CustodyError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(e.exit_code)
-        except (OperationalError, InterfaceError) as e:
-            # The catalog database did not answer (server down, wrong URL, disk gone).
+        except Exception as e:
+            if not _catalog_unreachable(e):
+                raise
             reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
             click.echo(f"error: the catalog database is unreachable: {reason}", err=True)
             sys.exit(CatalogUnavailable.exit_code)
 
 
+def _catalog_unreachable(e: Exception) -> bool:
+    """The catalog database did not answer (server down, wrong URL, disk gone)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError  # deferred: SQLAlchemy is loaded by then anyway
+
+    return isinstance(e, OperationalError | InterfaceError)
+
+
 @click.group(cls=CustodyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="TOML config (else $CUSTODY_CONFIG, else the shipped config/custody.toml).")
-@click.option("--user", "user", default=None, help="Act as this account (else the OS user's account).")
+              help="TOML config (else $CUSTODY_CONFIG, else the shipped config/custody.toml) / 配置文件.")
+@click.option("--user", "user", default=None, help="Act as this account (else the OS user's account) / 以该账号操作.")
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None, user: str | None) -> None:
-    """Custody — body-camera and media evidence ingestion / 执法音视频证据管理."""
-    settings = load_settings(config_file)
-    app = App(settings)
-    app.user = user  # type: ignore[attr-defined]
+    """Custody — body-camera and media evidence / 执法音视频证据管理."""
+    from catalog.app import App  # deferred: opening nothing, but SQLAlchemy/boto3 wiring is not needed for --help
+
+    app = App(load_settings(config_file), user=user)
     ctx.obj = app
     ctx.call_on_close(app.close)
-
-
-def _register() -> None:
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(name)
-        module.register(cli)
-
-
-_register()
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from catalog import custody_log
 from catalog.models import Derivative, Device, DockSession, Media, Sighting, utcnow
 from indexer.derivatives import StoredDerivative, store_keyframes, store_photo_thumbnail
 from indexer.probe import ProbeResult, probe_media
+from ingest.profiles import station_profiles
 from indexer.source import open_source
 
 log = logging.getLogger("custody.indexer")
@@ -62,7 +63,7 @@ def profile_for(app: Any, session: Session, media: Media) -> Any:
     if name is None:
         return None
     try:
-        return next((p for p in app.profiles if p.name == name), None)
+        return next((p for p in station_profiles(app.settings) if p.name == name), None)
     except ConfigError:
         return None  # no profile folder here: fall back to readings kept at the dock
 
@@ -167,14 +168,10 @@ def link(app: Any, s: Session, m: Media, actor: str) -> None:
 
 
 def _retain(app: Any, s: Session, m: Media, actor: str) -> None:
-    """Links decide how long a recording is kept: extend its store lock now (never shorten)."""
-    from retention.lock import apply_retention
-
-    try:
-        with s.begin_nested():
-            apply_retention(app, s, m, actor=actor)
-    except Exception:  # noqa: BLE001 - every retention plan re-applies; the index must land
-        log.exception("retention lock for recording %s deferred", m.id)
+    """Links decide how long a recording is kept: queue its retention decision (a `retain` job,
+    run by retention's worker in the same catalog transaction's wake; the indexer never imports
+    retention)."""
+    jobs.enqueue(s, m.id, "retain")
 
 
 def _skip(app: Any, media_id: int, on_commit: Callable[[Session], None] | None, why: str) -> Outcome:
@@ -326,7 +323,8 @@ def run_pending(app: Any, worker_id: str, *, actor: str | None = None,
     cfg = app.settings.indexer
     done: dict[str, int] = {}
     while True:
-        lease = jobs.claim(app.catalog, worker_id, cfg.job_lease_seconds, cfg.max_attempts, only_ids)
+        lease = jobs.claim(app.catalog, worker_id, cfg.job_lease_seconds, cfg.max_attempts, only_ids,
+                           kinds=jobs.INDEX_KINDS)
         if lease is None:
             return done
         state = run_job(app, lease, actor)
@@ -339,7 +337,8 @@ def run_worker(app: Any, stop_event: threading.Event, worker_id: str) -> None:
     log.info("indexer worker %s started", worker_id)
     while not stop_event.is_set():
         try:
-            lease = jobs.claim(app.catalog, worker_id, cfg.job_lease_seconds, cfg.max_attempts)
+            lease = jobs.claim(app.catalog, worker_id, cfg.job_lease_seconds, cfg.max_attempts,
+                               kinds=jobs.INDEX_KINDS)
         except Exception:  # noqa: BLE001 - catalog briefly away: wait and try again, never die
             log.exception("worker %s could not reach the job queue", worker_id)
             stop_event.wait(cfg.idle_poll_seconds)

@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +22,16 @@ from sqlalchemy import select, update
 
 from catalog.app import App
 from catalog import custody_log
-from catalog.models import DockSession, OffloadItem
+from catalog.models import DockSession, Job, OffloadItem
 from ingest import volume as vol
 from ingest.offload import clean_spool_tmp
 from ingest.pipeline import DeviceBusy, DeviceLock, IngestResult, ingest_volume
 from ingest.upload import clean_spool, close_drained_sessions, spool_dir, upload_pending
 
 log = logging.getLogger("custody.daemon")
+
+# (name, worker loop, how many): a loop claims jobs of its kinds until the stop event is set.
+JobWorker = tuple[str, Callable[[App, threading.Event, str], None], int]
 
 
 @dataclass
@@ -87,8 +91,9 @@ def _in_use(app: App, d: DockSession) -> bool:
 
 
 class Daemon:
-    def __init__(self, app: App, *, exit_when_idle: bool = False) -> None:
+    def __init__(self, app: App, *, exit_when_idle: bool = False, job_workers: Sequence[JobWorker] = ()) -> None:
         self.app = app
+        self.job_workers = tuple(job_workers)
         self.st = app.settings.station
         self.root = app.settings.path(self.st.dock_root)
         self.actor = f"station:{app.station}"
@@ -108,7 +113,7 @@ class Daemon:
         recover(self.app, self.actor)
         observer = self._start_watchdog()
         self._start_thread("uploader", self._uploader_loop)
-        self._start_indexers()
+        self._start_job_workers()
         log.info("watching %s (station %s, catalog %s, store %s)", self.root, self.app.station,
                  self.app.catalog.engine.url.render_as_string(hide_password=True), self.app.store.url)
         try:
@@ -149,16 +154,14 @@ class Daemon:
         obs.start()
         return obs
 
-    def _start_indexers(self) -> None:
-        try:
-            from indexer.worker import run_worker
-        except ImportError:
-            log.warning("indexer worker not available; recordings stay queued for `custody index --pending`")
-            return
-        self.indexing = self.app.settings.indexer.workers > 0
-        for i in range(self.app.settings.indexer.workers):
-            wid = f"{self.app.station}/indexer-{i}"
-            self._start_thread(wid, lambda w=wid: run_worker(self.app, self.stop, w))
+    def _start_job_workers(self) -> None:
+        """The job queue's workers (index, retain, ...) are given by the shell that starts the
+        daemon: ingest knows the queue, not the packages that work it."""
+        for name, run_worker, count in self.job_workers:
+            for i in range(count):
+                wid = f"{self.app.station}/{name}-{i}"
+                self._start_thread(wid, lambda w=wid, run=run_worker: run(self.app, self.stop, w))
+                self.indexing = True
 
     # ---------------------------------------------------------------- dock watching
     def _docked(self) -> set[Path]:
@@ -252,8 +255,6 @@ class Daemon:
                 return False  # a volume still settling (an empty mount point is not waiting for anything)
             if w.retry_at is not None:
                 return False  # a retry due
-        from catalog.models import Job
-
         with self.app.catalog.session() as s:
             waiting = s.execute(select(OffloadItem.id).join(DockSession, DockSession.id == OffloadItem.session_id)
                                 .where(OffloadItem.phase == "copied", DockSession.station == self.app.station)

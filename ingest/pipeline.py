@@ -27,7 +27,7 @@ from catalog import custody_log
 from catalog.models import Device, DockSession, Media, OffloadItem, Sighting, utcnow
 from ingest import volume as vol
 from ingest.offload import FileChanged, ReadFailed, copy_and_hash, free_bytes
-from ingest.profiles import Identity, IdentityError, Profile, read_identity, recognise, recognising
+from ingest.profiles import Identity, IdentityError, Profile, read_identity, recognise, recognising, station_profiles
 from ingest.session import open_session, record_unrecognised
 from ingest.sidecar import find_sidecar, read_sidecar
 from ingest.upload import note_error, spool_dir, store_item, upload_pending
@@ -121,7 +121,7 @@ def ingest_volume(app: App, volume: Path, *, actor: str | None = None, wipe: boo
         res.message = "not a directory (a mounted device volume is expected)"
         return res
     entries = vol.scan(volume)
-    profile = recognise(app.profiles, entries)
+    profile = recognise(station_profiles(app.settings), entries)
     if profile is None:
         why = "no device profile matches this volume; left untouched (add a profile in config/devices)"
         cut = [e for e in entries if e.kind == "unscanned"]
@@ -294,7 +294,7 @@ def _record_unscanned(app: App, sid: int, unscanned: list[vol.Entry], actor: str
 def _record_unclaimed(app: App, sid: int, profile: Profile, entries: list[vol.Entry], actor: str) -> None:
     """The volume also looks like another device kind: files that profile would take as
     recordings but this one does not are reported (the dock is incomplete), never ignored."""
-    others = [p for p in recognising(app.profiles, entries) if p.name != profile.name]
+    others = [p for p in recognising(station_profiles(app.settings), entries) if p.name != profile.name]
     if not others:
         return
     with app.catalog.session() as s:

@@ -405,6 +405,20 @@ def _read_small_regular(path: bytes) -> bytes:
 
 
 # --------------------------------------------------------------------------- loading & recognition
+_LOADED: dict[tuple[str, tuple[tuple[str, int], ...]], list[Profile]] = {}
+
+
+def station_profiles(settings: Any) -> list[Profile]:
+    """The station's device profiles (`settings.profiles_dir`), parsed once per set of files."""
+    directory = settings.profiles_dir
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(directory.glob("*.toml"))) \
+        if directory.is_dir() else ()
+    key = (str(directory), stamp)
+    if key not in _LOADED:
+        _LOADED[key] = load_profiles(directory)
+    return _LOADED[key]
+
+
 def load_profiles(directory: Path) -> list[Profile]:
     if not directory.is_dir():
         raise ConfigError(f"device profile folder {directory} not found")

@@ -21,11 +21,11 @@ from sqlalchemy.exc import IntegrityError
 
 from catalog.app import App
 from core.errors import SourceMismatch, StorageIntegrityError, StorageUnavailable
-from catalog import custody_log
+from catalog import custody_log, jobs
 from catalog.models import Device, DockSession, Job, Media, OffloadItem, Officer, Sighting, utcnow
 from ingest import quickcheck
 from ingest.offload import spool_path
-from ingest.profiles import Profile, plausible_time
+from ingest.profiles import Profile, plausible_time, station_profiles
 from storage.base import media_key
 from storage.fixity import sha256_file
 
@@ -110,15 +110,12 @@ def store_item(app: App, item_id: int, profile: Profile | None, actor: str) -> O
 
 
 def _protect(app: App, media_id: int, actor: str) -> None:
-    """Lock the new object in the store until its first retention decision (extended later,
-    never shortened).  A store that refuses is logged by retention; the recording stays stored."""
-    from retention.lock import apply_retention
-
+    """Queue the new object's first retention decision (a `retain` job): retention's worker locks
+    it in the store (extended later, never shortened).  Ingest never imports retention."""
     try:
         with app.catalog.session() as s:
-            m = s.get(Media, media_id)
-            apply_retention(app, s, m, actor=actor)
-    except Exception as e:  # noqa: BLE001 - protection is retried by every plan; never lose the upload
+            jobs.enqueue(s, media_id, "retain")
+    except Exception as e:  # noqa: BLE001 - every retention plan re-applies; never lose the upload
         log.warning("retention lock for media %s deferred: %s", media_id, e)
 
 
@@ -290,7 +287,7 @@ def pending_items(app: App, session_ids: list[int] | None = None,
 def upload_pending(app: App, actor: str, session_ids: list[int] | None = None,
                    serial: str | None = None) -> tuple[int, str | None]:
     """Drain the spool.  Returns (items stored, reason the store is unavailable or None)."""
-    profiles = {p.name: p for p in app.profiles}
+    profiles = {p.name: p for p in station_profiles(app.settings)}
     done = 0
     for item_id, pname in pending_items(app, session_ids, serial):
         try:

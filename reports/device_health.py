@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from catalog.models import Device, DockSession
 from reports.context import Context
+from reports.numbers import round_half_up
 from reports.periods import in_period, local_iso, local_today
 from reports.ratio import device_exclusion
 
@@ -44,7 +45,7 @@ def undocked_devices(session: Session, ctx: Context) -> tuple[list[dict[str, Any
         if last is None or as_of - last > ctx.rules.undocked:
             out.append({"device": d.serial, "kind": d.kind, "unit": ctx.unit_of_device(d.id),
                         "never_docked": last is None, "last_docked_at": local_iso(last, ctx.tz),
-                        "days_since_dock": round((as_of - last).total_seconds() / 86400, 1) if last else None})
+                        "days_since_dock": round_half_up((as_of - last).total_seconds() / 86400, 1) if last else None})
     return out, checked
 
 
@@ -94,7 +95,7 @@ def _from_register(session: Session, ctx: Context, measured: set[int]) -> list[d
 def _row(ctx: Context, device_id: int, source: str, measured: int, over: int, worst: Any) -> dict[str, Any]:
     return {
         "device": ctx.serial(device_id), "unit": ctx.unit_of_device(device_id), "source": source,
-        "docks_measured": measured, "docks_over": over, "worst_offset_seconds": round(worst.clock_offset_seconds, 1),
+        "docks_measured": measured, "docks_over": over, "worst_offset_seconds": round_half_up(worst.clock_offset_seconds, 1),
         "device_clock_text": worst.device_clock_text,
         "station_clock_at_read": local_iso(worst.station_clock_at_read, ctx.tz),
     }

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from catalog.models import Case, CaseOfficer, Media, MediaLink, Unit
 from reports.context import Context
+from reports.numbers import round_half_up
 from reports.periods import in_period, local_iso
 from reports.sqltime import json_text_contains
 from reports.windows import window_coverage
@@ -60,7 +61,7 @@ def _row(c: Any, assigned: int, footage: list[Any], ctx: Context) -> dict[str, A
         "case_no": c.case_no, "enterprise": c.enterprise, "unit": c.unit,
         "start": local_iso(c.start, ctx.tz), "end": local_iso(c.end, ctx.tz),
         "assigned_officers": assigned, "linked_recordings": len(footage), "status": cov.status,
-        "covered_share": cov.share, "largest_gap_minutes": round(cov.largest_gap_seconds / 60, 1),
+        "covered_share": cov.share, "largest_gap_minutes": round_half_up(cov.largest_gap_seconds / 60, 1),
         "recording_officers": len(officers), "badges": ", ".join(badges),
     }
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from catalog.models import Media, MediaLink
 from reports.context import Context
 from reports.inspections import end_of
+from reports.numbers import round_half_up
 from reports.periods import in_period, local_iso
 from reports.sqltime import epoch_seconds, json_text_contains, local_text
 
@@ -116,7 +117,7 @@ def late_rows(session: Session, ctx: Context, x: Expressions) -> list[dict[str, 
     for r in rows:
         end = end_of(r.recorded_start, r.recorded_end, r.duration_seconds) if r.recorded_start else r.recorded_end
         out.append({**_row(r, serials), "recorded_end": local_iso(end, ctx.tz),
-                    "delay_hours": round(r.delay / 3600, 2)})
+                    "delay_hours": round_half_up(r.delay / 3600, 2)})
     return out
 
 
@@ -126,7 +127,7 @@ def unlinked_rows(session: Session, ctx: Context, x: Expressions) -> list[dict[s
         .order_by(Media.recorded_start, Media.id)
     ).all()
     serials = _serials(ctx)
-    return [{**_row(r, serials), "days_unlinked": round(r.age, 1)} for r in rows]
+    return [{**_row(r, serials), "days_unlinked": round_half_up(r.age, 1)} for r in rows]
 
 
 def unplayable_rows(session: Session, ctx: Context, x: Expressions) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from rich.table import Table as RichTable
 
 from reports.i18n import LABELS, Lang, t, title
 from reports.model import Column, Figure, Report, Table
+from reports.numbers import fixed, percent, round_half_up
 from reports.ratio import TOTAL
 
 FORMATS = ("table", "csv", "json", "html")
@@ -43,12 +44,13 @@ def fmt(value: Any, kind: str, lang: Lang, translate: bool = False) -> str:
         return ""
     if isinstance(value, bool) or kind == "bool":
         return t("yes" if value else "no", lang)
+    # Figures for people are rounded half up (四舍五入): 34 / 16 = 2.125 reads 2.13.
     if kind == "ratio":
-        return f"{value:.2f}"
+        return fixed(value, 2)
     if kind == "share":
-        return f"{value * 100:.1f}%"
+        return percent(value, 1)
     if kind in ("hours", "seconds"):
-        return f"{value:.1f}"
+        return fixed(value, 1)
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, (list, tuple)):
@@ -63,7 +65,7 @@ def figure_text(f: Figure, lang: Lang) -> str:
     if f.kind == "share":
         if not f.of:
             return f"{f.value} / {f.of or 0}"
-        return f"{f.value} / {f.of} ({f.value / f.of * 100:.1f}%)"
+        return f"{f.value} / {f.of} ({percent(f.value / f.of, 1)})"
     return fmt(f.value, f.kind, lang)
 
 
@@ -106,8 +108,9 @@ def to_json(report: Report) -> dict[str, Any]:
 
 
 def _figure_json(f: Figure) -> dict[str, Any]:
-    share = round(f.value / f.of, 4) if f.kind == "share" and f.of else None
-    return {"value": f.value, "of": f.of, "share": share, "listed_in": f.table}
+    raw = f.value / f.of if f.kind == "share" and f.of else None
+    # `share` rounded half up to 4 places (a percentage with 2 decimals); `share_raw` unrounded.
+    return {"value": f.value, "of": f.of, "share": round_half_up(raw, 4), "share_raw": raw, "listed_in": f.table}
 
 
 def render_json(report: Report) -> str:

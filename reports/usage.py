@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from core.settings import Settings
 from catalog.models import Device, DockSession, Media, Officer, Unit
 from reports.model import Chart, Column, Report, Table
+from reports.numbers import round_half_up
 from reports.periods import Period, in_period, local_iso
 from reports.scope import Scope, load_scope
 
@@ -91,7 +92,7 @@ def _device_rows(session: Session, period: Period, scope: Scope, kinds: tuple[st
         n, seconds = rec.get(d.id, (0, 0.0))
         nd, last = docks.get(d.id, (0, None))
         out.append({"device": d.serial, "kind": d.kind, "unit": d.code, "recordings": n,
-                    "hours": round(seconds / 3600, 2), "docks": nd, "last_dock": local_iso(last, period.tz)})
+                    "hours": round_half_up(seconds / 3600, 2), "docks": nd, "last_dock": local_iso(last, period.tz)})
     return out
 
 
@@ -128,7 +129,7 @@ def _officer_row(badge: str, name: str | None, unit: str | None, registered: boo
                  dock: tuple[int, datetime | None] | None, period: Period) -> dict:
     nd, last = dock or (0, None)
     return {"badge": badge, "name": name, "unit": unit, "registered": registered, "recordings": n,
-            "hours": round(seconds / 3600, 2), "docks": nd, "last_dock": local_iso(last, period.tz)}
+            "hours": round_half_up(seconds / 3600, 2), "docks": nd, "last_dock": local_iso(last, period.tz)}
 
 
 def _chart(key: str, rows: list[dict], label: str) -> Chart:

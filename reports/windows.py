@@ -54,7 +54,7 @@ def window_coverage(start: datetime, end: datetime, pieces: list[tuple[datetime,
     covered = sum(max(0.0, (e - s).total_seconds()) for s, e in inside)
     share = 1.0 if span <= 0 else min(1.0, covered / span)
     status: Status = "covered" if largest <= tolerance.total_seconds() else "partial"
-    return WindowCoverage(status, round(share, 4), largest)
+    return WindowCoverage(status, round_half_up(share, 4) or 0.0, largest)
 
 
 def _gaps(start: datetime, end: datetime, inside: list[tuple[datetime, datetime]]) -> list[float]:

@@ -85,3 +85,6 @@ class ObjectStore(Protocol):
 
     def ping(self) -> None:
         """Raise StorageUnavailable when the store does not answer."""
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Every key under `prefix`, in key order (the custody log's checkpoints, object records)."""

@@ -180,6 +180,25 @@ class LocalStore:
     def presigned_url(self, key: str, seconds: int = 300) -> str | None:
         return None
 
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Keys under `prefix` in key order; temp files and the `_locks/` tree are not objects."""
+        if prefix.startswith("_locks"):
+            raise ValueError(f"prefix {prefix!r} is not a key prefix")
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        top = self.root / base
+        if not top.is_dir():
+            return
+        found = []
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = [d for d in dirnames if not (dirpath == str(self.root) and d == "_locks")]
+            for f in filenames:
+                if f.startswith(".tmp-"):
+                    continue
+                key = os.path.relpath(os.path.join(dirpath, f), self.root).replace(os.sep, "/")
+                if key.startswith(prefix):
+                    found.append(key)
+        yield from sorted(found)
+
     # ------------------------------------------------------------------ retention
     def _read_lock(self, key: str) -> dict:
         try:

@@ -333,6 +333,16 @@ class S3Store:
     def local_path(self, key: str) -> Path | None:
         return None
 
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Keys under `prefix` in key order (ListObjectsV2, paged)."""
+        self.ensure_bucket()
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for o in page.get("Contents", []):
+                    yield o["Key"]
+        except (ClientError, BotoCoreError) as e:
+            raise _translate(e, f"list {prefix}") from e
+
     def presigned_url(self, key: str, seconds: int = 300) -> str | None:
         return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
                                                   ExpiresIn=seconds)

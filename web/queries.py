@@ -82,7 +82,9 @@ def search_cases(s: Session, actor: Actor, f: SearchForm, tz: timezone) -> list[
         return []
     q = select(Case)
     if f.case_no:
-        q = q.where(Case.case_no.ilike(_like(f.case_no), escape="\\"))
+        # The case number (any part) or the enforcement system's record id (any part).
+        q = q.where(or_(Case.case_no.ilike(_like(f.case_no), escape="\\"),
+                        Case.record_id.ilike(_like(f.case_no), escape="\\")))
     if f.enterprise:
         q = q.where(Case.enterprise.ilike(_like(f.enterprise), escape="\\"))
     if f.officer:
@@ -133,6 +135,8 @@ class CaseView:
     officers: list[Officer]
     entries: list[TimelineEntry]
     hidden: int  # linked recordings the viewer may not see
+    follows_up: Case | None = None  # the inspection this one follows up (found by record id or case number)
+    followed_by: list[Case] = field(default_factory=list)  # follow-ups (复查) of this case
 
     @property
     def lanes(self) -> list[str]:
@@ -180,7 +184,16 @@ def case_view(s: Session, actor: Actor, case: Case) -> CaseView:
     for e in entries:
         e.frames = frames[e.media.id]
     _place(entries)
-    return CaseView(case=case, unit=unit, officers=officers, entries=entries, hidden=len(links) - len(entries))
+    followed = None
+    if case.follows_up:
+        followed = s.execute(select(Case).where(or_(Case.record_id == case.follows_up,
+                                                    Case.case_no == case.follows_up))
+                             .order_by(Case.id).limit(1)).scalar_one_or_none()
+    refs = [case.case_no] + ([case.record_id] if case.record_id else [])
+    followed_by = list(s.execute(select(Case).where(Case.follows_up.in_(refs)).order_by(Case.start, Case.case_no))
+                       .scalars())
+    return CaseView(case=case, unit=unit, officers=officers, entries=entries, hidden=len(links) - len(entries),
+                    follows_up=followed, followed_by=followed_by)
 
 
 def _place(entries: list[TimelineEntry]) -> None:

@@ -22,24 +22,21 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from catalog.accounts import Actor, require, resolve_actor
+from custody.commands.common import acting
 from core.errors import PermissionDenied
 from cases import linking, refdata
 from catalog.models import Device, Media, Officer, ReviewItem
 from cases.search import Criteria, SearchRow, parse_when, search
 from catalog.access import can_see_case, can_see_media, media_visible_clause
+from catalog import custody_log
 
 
-def _actor(session: Session, app: Any, capability: str, subject: str) -> Actor:
-    actor = resolve_actor(session, getattr(app, "user", None))
-    require(session, actor, capability, subject=subject)
-    return actor
 
 
 def _check_scope(session: Session, actor: Actor, media: Media, case: Any) -> None:
     """Reviewers limited to units act only on recordings and cases of those units (as on the web)."""
     if can_see_media(session, actor, media) and can_see_case(session, actor, case):
         return
-    from catalog import custody_log
 
     custody_log.record(session, "refused", actor=actor.username, outcome="refused", media_id=media.id,
                        subject=f"case:{case.case_no}", detail={"why": "outside the account's units"})
@@ -74,7 +71,7 @@ def import_cmd(app: Any, kind: str, file: Path) -> None:
     Rows are upserted on their key; a file with any bad row changes nothing.
     Linking re-runs for the recordings the change concerns."""
     with app.catalog.session() as s:
-        actor = _actor(s, app, "import", f"refdata:{kind}")
+        actor = acting(app, s, "import", f"refdata:{kind}")
         try:
             rep = refdata.import_file(s, app.settings, kind, file, actor.username)
         except refdata.ImportRejected as err:
@@ -87,6 +84,8 @@ def import_cmd(app: Any, kind: str, file: Path) -> None:
                + f"; relinked {rep.relinked} recording(s)")
     for note in rep.notes:
         click.echo(f"  note: {note}")
+    for warning in rep.warnings:
+        click.echo(f"  warning / 警告: {warning}")
 
 
 # --------------------------------------------------------------------------- link / unlink
@@ -98,7 +97,7 @@ def import_cmd(app: Any, kind: str, file: Path) -> None:
 def link_cmd(app: Any, media_ref: str, case_no: str, reason: str) -> None:
     """Link a recording (id or SHA-256) to a case by hand / 人工关联."""
     with app.catalog.session() as s:
-        actor = _actor(s, app, "link", f"case:{case_no}")
+        actor = acting(app, s, "link", f"case:{case_no}")
         media, case = linking.find_media(s, media_ref), linking.find_case(s, case_no)
         _check_scope(s, actor, media, case)
         linking.manual_link(s, media, case, actor.username, reason)
@@ -113,7 +112,7 @@ def link_cmd(app: Any, media_ref: str, case_no: str, reason: str) -> None:
 def unlink_cmd(app: Any, media_ref: str, case_no: str, reason: str) -> None:
     """Rule a recording out of a case (removes a link; automatic linking will not re-add it) / 解除关联."""
     with app.catalog.session() as s:
-        actor = _actor(s, app, "link", f"case:{case_no}")
+        actor = acting(app, s, "link", f"case:{case_no}")
         media, case = linking.find_media(s, media_ref), linking.find_case(s, case_no)
         _check_scope(s, actor, media, case)
         _, removed = linking.manual_unlink(s, media, case, actor.username, reason)
@@ -146,7 +145,7 @@ def review_queue_cmd(app: Any, as_json: bool) -> None:
     Resolve an entry with `custody link MEDIA CASE --reason ...` or `custody unlink ...`."""
     tz = app.settings.tz
     with app.catalog.session() as s:
-        actor = _actor(s, app, "review", "review-queue")
+        actor = acting(app, s, "review", "review-queue")
         items = [_review_json(s, it, tz) for it in linking.open_reviews(s)
                  if can_see_media(s, actor, s.get(Media, it.media_id))]
     if as_json:
@@ -183,7 +182,8 @@ def _print_rows(rows: list[SearchRow], tz: tzinfo) -> None:
 
 
 @click.command("search")
-@click.option("--case", "case_no", metavar="NO", help="Case or inspection number.")
+@click.option("--case", "case_no", metavar="NO",
+              help="案件编号或执法系统记录号 / Case number or the enforcement system's record id.")
 @click.option("--officer", metavar="BADGE", help="Officer badge (警号).")
 @click.option("--device", metavar="SERIAL", help="Device serial.")
 @click.option("--enterprise", metavar="TEXT", help="Part of the inspected enterprise's name.")
@@ -202,7 +202,7 @@ def search_cmd(app: Any, case_no: str | None, officer: str | None, device: str |
                     end=parse_when(date_to, tz, end_of_day=True) if date_to else None,
                     unlinked=unlinked, limit=limit or None)
     with app.catalog.session() as s:
-        actor = resolve_actor(s, getattr(app, "user", None))
+        actor = resolve_actor(s, app.user)
         # Inspectors may search their own recordings only; unit-limited reviewers their units'.
         require(s, actor, "view_own" if actor.role == "inspector" else "view", subject="search")
         rows = search(s, crit, scope=media_visible_clause(actor))
@@ -212,7 +212,4 @@ def search_cmd(app: Any, case_no: str | None, officer: str | None, device: str |
         _print_rows(rows, tz)
 
 
-def register(cli: click.Group) -> None:
-    """Add this package's subcommands to `cli`."""
-    for cmd in (import_cmd, link_cmd, unlink_cmd, review_queue_cmd, search_cmd):
-        cli.add_command(cmd)
+COMMANDS = [import_cmd, link_cmd, unlink_cmd, review_queue_cmd, search_cmd]

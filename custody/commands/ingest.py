@@ -9,20 +9,29 @@ import threading
 import time
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
+from catalog.accounts import resolve_actor
 from catalog.app import App
-
-if TYPE_CHECKING:
-    from ingest.daemon import Daemon
+from catalog.audit import verify_all
+from custody import station
+from ingest.daemon import Daemon
+from ingest.pipeline import ingest_volume
+from ingest.simulate import SimDevice, build_volume, have_ffmpeg
 
 err = Console(stderr=True)
 
@@ -48,13 +57,6 @@ def setup_logging(verbose: bool = False, tz: tzinfo | None = None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(daemon)
-    cli.add_command(ingest)
-    cli.add_command(verify)
-    cli.add_command(simulate_dock)
-
-
 @click.command()
 @click.option("--simulate-dock", "simulate", is_flag=True, help="Also dock one simulated device of each kind.")
 @click.option("--exit-when-idle", is_flag=True, help="Stop once every docked volume is offloaded and indexed.")
@@ -62,10 +64,8 @@ def register(cli: click.Group) -> None:
 @click.pass_obj
 def daemon(app: App, simulate: bool, exit_when_idle: bool, verbose: bool) -> None:
     """Watch the dock root and offload every docked device (the main job)."""
-    from ingest.daemon import Daemon
-
     setup_logging(verbose, app.settings.tz)
-    d = Daemon(app, exit_when_idle=exit_when_idle)
+    d = station.daemon(app, exit_when_idle=exit_when_idle)
 
     def _stop(signum: int, _frame: object) -> None:
         logging.getLogger("custody.daemon").info("signal %d: finishing the file in hand, then stopping", signum)
@@ -82,9 +82,7 @@ def daemon(app: App, simulate: bool, exit_when_idle: bool, verbose: bool) -> Non
         sys.exit(1)
 
 
-def _simulate_later(app: App, d: "Daemon") -> None:
-    from ingest.simulate import SimDevice, have_ffmpeg
-
+def _simulate_later(app: App, d: Daemon) -> None:
     try:
         time.sleep(1.0)
         if not have_ffmpeg():
@@ -104,7 +102,6 @@ def _dock_simulated(app: App, dev: object, name: str | None = None) -> Path:
     """Build the volume beside the dock root, then rename it in: it appears whole, like a mount."""
     import uuid
 
-    from ingest.simulate import build_volume
 
     root = app.settings.path(app.settings.station.dock_root)
     root.mkdir(parents=True, exist_ok=True)
@@ -122,12 +119,10 @@ def _dock_simulated(app: App, dev: object, name: str | None = None) -> Path:
 @click.pass_obj
 def ingest(app: App, path: Path, as_json: bool, wipe: bool | None) -> None:
     """Run the offload pipeline once on one device volume."""
-    from ingest.pipeline import ingest_volume
-
     setup_logging(tz=app.settings.tz)
     logging.getLogger("custody").setLevel(logging.WARNING)
     if as_json:
-        res = ingest_volume(app, path, wipe=wipe, actor=_actor(app))
+        res = ingest_volume(app, path, wipe=wipe, actor=_acting_name(app))
         click.echo(json.dumps(res.to_json(), ensure_ascii=False, indent=2))
     else:
         res = _ingest_with_progress(app, path, wipe)
@@ -135,21 +130,18 @@ def ingest(app: App, path: Path, as_json: bool, wipe: bool | None) -> None:
     sys.exit(0 if res.ok else 1)
 
 
-def _actor(app: App) -> str:
+def _acting_name(app: App) -> str:
     """`--user NAME` must be an enabled account (its name goes into the custody log as who);
     without it the station itself acts, as the daemon does."""
-    user = getattr(app, "user", None)
+    user = app.user
     if not user:
         return f"station:{app.station}"
-    from catalog.accounts import resolve_actor
 
     with app.catalog.session() as s:
         return resolve_actor(s, user).username
 
 
 def _ingest_with_progress(app: App, path: Path, wipe: bool | None):  # noqa: ANN202
-    from ingest.pipeline import ingest_volume
-
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=err, transient=False) as prog:
         task = prog.add_task("offload", total=None)
@@ -162,7 +154,7 @@ def _ingest_with_progress(app: App, path: Path, wipe: bool | None):  # noqa: ANN
             elif event == "offloaded":
                 prog.update(task, description=f"offloaded in {data['seconds']:.1f}s — device safe to remove; storing")
 
-        return ingest_volume(app, path, wipe=wipe, actor=_actor(app), progress=cb)
+        return ingest_volume(app, path, wipe=wipe, actor=_acting_name(app), progress=cb)
 
 
 def _print_summary(res) -> None:  # noqa: ANN001
@@ -186,9 +178,7 @@ def _print_summary(res) -> None:  # noqa: ANN001
 @click.pass_obj
 def verify(app: App, as_json: bool) -> None:
     """Re-read every stored object, recompute SHA-256 and check the custody log chain."""
-    from catalog.audit import verify_all
-
-    actor = _actor(app)
+    actor = _acting_name(app)
     if as_json:
         rep = verify_all(app, actor=actor)
         click.echo(json.dumps(rep.to_json(), ensure_ascii=False, indent=2))
@@ -217,10 +207,11 @@ def verify(app: App, as_json: bool) -> None:
 def simulate_dock(app: App, kind: str, serial: str | None, officer: str, unit: str, clips: int, seconds: float,
                   photos: int, clock_offset: float, name: str | None) -> None:
     """Write a realistic device volume (ffmpeg test clips, EXIF photos, identity file) into the dock root."""
-    from ingest.simulate import SimDevice
-
     dev = SimDevice(kind=kind, serial=serial or {"gat947": "A123456", "dcim": "DC00001", "android": "MDT0001"}[kind],
                     officer=officer, unit=unit, clips=clips, seconds=seconds, photos=photos,
                     clock_offset_s=clock_offset)
     path = _dock_simulated(app, dev, name)
     click.echo(str(path))
+
+
+COMMANDS = [daemon, ingest, verify, simulate_dock]

@@ -17,36 +17,26 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.accounts import Actor, require, resolve_actor
+from custody import station
+from custody.commands.common import acting, echo_json, iso
 from core.errors import CustodyError, NotFound
-from catalog import jobs
-from catalog import custody_log
+from catalog import custody_log, jobs
 from catalog.models import ClockCorrection, Derivative, Device, Media, Officer
 from indexer.clock import add_correction, revoke_correction
-from indexer.worker import run_pending
 
 
-def _actor(app: Any, s: Session, capability: str, subject: str = "") -> Actor:
-    actor = resolve_actor(s, getattr(app, "user", None))
-    require(s, actor, capability, subject)
-    return actor
 
 
-def _iso(dt: datetime | None, tz: tzinfo) -> str | None:
-    return dt.astimezone(tz).isoformat() if dt else None
 
 
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
-def _worker_id(prefix: str) -> str:
-    return f"{prefix}:{socket.gethostname()}:{os.getpid()}"
 
 
 # --------------------------------------------------------------------------- rows -> JSON
 def media_row(m: Media, serial: str | None, badge: str | None, tz: tzinfo) -> dict[str, Any]:
     return {"id": m.id, "sha256": m.sha256, "size": m.size, "kind": m.kind, "device": serial,
-            "officer": badge or m.officer_badge, "recorded_at": _iso(m.recorded_start, tz),
+            "officer": badge or m.officer_badge, "recorded_at": iso(m.recorded_start, tz),
             "flags": list(m.flags or []), "storage_key": m.storage_key}
 
 
@@ -66,7 +56,7 @@ def _device_reading(m: Media, tz: tzinfo) -> str | None:
     reading = ((m.meta or {}).get("time_readings") or {}).get(m.time_source or "")
     if reading and reading.get("device_time"):
         return str(reading["device_time"])
-    return _iso(m.device_start, tz)
+    return iso(m.device_start, tz)
 
 
 def _keyframes(s: Session, media_id: int) -> tuple[list[dict[str, Any]], str | None, str | None]:
@@ -94,8 +84,8 @@ def media_detail(s: Session, m: Media, serial: str | None, badge: str | None, tz
         "original_path": m.original_path,
         "original_name": m.original_name,
         "important": m.important,
-        "recorded_start": _iso(m.recorded_start, tz),
-        "recorded_end": _iso(m.recorded_end, tz),
+        "recorded_start": iso(m.recorded_start, tz),
+        "recorded_end": iso(m.recorded_end, tz),
         "device_start": _device_reading(m, tz),
         "device_start_text": m.device_start_text,
         "time_source": m.time_source,
@@ -159,7 +149,7 @@ def media_list(app: Any, as_json: bool, limit: int) -> None:
     """List stored recordings, newest first / 列出录像."""
     tz = app.settings.tz
     with app.catalog.session() as s:
-        _actor(app, s, "view", "media:list")
+        acting(app, s, "view", "media:list")
         q = (select(Media, Device.serial, Officer.badge)
              .outerjoin(Device, Device.id == Media.device_id).outerjoin(Officer, Officer.id == Media.officer_id)
              .order_by(Media.recorded_start.desc().nulls_last(), Media.id.desc()))
@@ -167,7 +157,7 @@ def media_list(app: Any, as_json: bool, limit: int) -> None:
             q = q.limit(limit)
         rows = [media_row(m, serial, badge, tz) for m, serial, badge in s.execute(q).all()]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     for r in rows:
         flags = ",".join(r["flags"])
@@ -182,13 +172,13 @@ def media_list(app: Any, as_json: bool, limit: int) -> None:
 def media_show(app: Any, media_id: int, as_json: bool) -> None:
     """Metadata, time sources and keyframes of one recording (logged as a view) / 录像详情."""
     with app.catalog.session() as s:
-        actor = _actor(app, s, "view", f"media:{media_id}")
+        actor = acting(app, s, "view", f"media:{media_id}")
         m, serial, badge = _load(s, media_id)
         detail = media_detail(s, m, serial, badge, app.settings.tz)
         custody_log.record(s, "viewed", actor=actor.username, media_id=m.id, subject=m.sha256,
                            detail={"via": "cli", "what": "metadata"})
     if as_json:
-        _echo_json(detail)
+        echo_json(detail)
     else:
         _print_detail(detail)
 
@@ -201,7 +191,7 @@ def media_show(app: Any, media_id: int, as_json: bool) -> None:
 def media_keyframes(app: Any, media_id: int, out_dir: Path) -> None:
     """Write a recording's keyframes out as JPEG files (logged as an export) / 导出关键帧."""
     with app.catalog.session() as s:
-        actor = _actor(app, s, "export", f"media:{media_id}")
+        actor = acting(app, s, "export", f"media:{media_id}")
         m, _, _ = _load(s, media_id)
         kfs, _, _ = _keyframes(s, m.id)
         if not kfs:
@@ -245,11 +235,11 @@ def index_cmd(app: Any, pending: bool) -> None:
     if not pending:
         raise click.UsageError("say what to index: --pending (or use `custody reindex ID...`)")
     with app.catalog.session() as s:
-        actor = _actor(app, s, "admin", "index:pending")
+        actor = acting(app, s, "admin", "index:pending")
         queued = _enqueue_missing(s)
     if queued:
         click.echo(f"补建任务 Queued {queued} recording(s) that had no job.")
-    _report(run_pending(app, _worker_id("cli"), actor=actor.username))
+    _report(station.run_pending(app, station.worker_id("cli"), actor=actor.username))
 
 
 @click.command("reindex")
@@ -260,7 +250,7 @@ def reindex_cmd(app: Any, media_ids: tuple[int, ...], force: bool) -> None:
     """Index recordings again: the IDs given, else every one not indexed (all with --force) / 重新索引."""
     kind = "reindex" if force else "index"
     with app.catalog.session() as s:
-        actor = _actor(app, s, "admin", "reindex")
+        actor = acting(app, s, "admin", "reindex")
         if media_ids:
             for mid in media_ids:
                 if s.get(Media, mid) is None:
@@ -273,7 +263,7 @@ def reindex_cmd(app: Any, media_ids: tuple[int, ...], force: bool) -> None:
             ids = list(s.execute(q.order_by(Media.id)).scalars())
         job_ids = [jobs.enqueue(s, mid, kind).id for mid in ids]
     click.echo(f"任务 Queued {len(job_ids)} job(s) ({kind}).")
-    _report(run_pending(app, _worker_id("cli"), actor=actor.username, only_ids=job_ids))
+    _report(station.run_pending(app, station.worker_id("cli"), actor=actor.username, only_ids=job_ids))
 
 
 # --------------------------------------------------------------------------- clock
@@ -306,7 +296,7 @@ def clock_correct(app: Any, serial: str, valid_from: str, valid_to: str | None, 
     start = parse_device_time(valid_from, tz)
     end = parse_device_time(valid_to, tz) if valid_to else None
     with app.catalog.session() as s:
-        actor = _actor(app, s, "correct_clock", f"device:{serial}")
+        actor = acting(app, s, "correct_clock", f"device:{serial}")
         corr, retimed = add_correction(app, s, serial, start, end, offset_seconds, reason, actor.username)
         cid = corr.id
     click.echo(f"校正 Correction #{cid} for {serial}: offset {offset_seconds:+.3f} s; "
@@ -320,7 +310,7 @@ def clock_correct(app: Any, serial: str, valid_from: str, valid_to: str | None, 
 def clock_revoke(app: Any, correction_id: int, reason: str) -> None:
     """Withdraw a correction; affected recordings are re-timed without it."""
     with app.catalog.session() as s:
-        actor = _actor(app, s, "correct_clock", f"clock_correction:{correction_id}")
+        actor = acting(app, s, "correct_clock", f"clock_correction:{correction_id}")
         retimed = revoke_correction(app, s, correction_id, reason, actor.username)
     click.echo(f"撤销 Revoked correction #{correction_id}; 重新计时 re-timed {len(retimed)} recording(s).")
 
@@ -333,16 +323,16 @@ def clock_list(app: Any, serial: str | None, as_json: bool) -> None:
     """Clock corrections, newest first (revoked ones included) / 时钟校正记录."""
     tz = app.settings.tz
     with app.catalog.session() as s:
-        _actor(app, s, "view", "clock:list")
+        acting(app, s, "view", "clock:list")
         q = select(ClockCorrection, Device.serial).join(Device, Device.id == ClockCorrection.device_id)
         if serial:
             q = q.where(Device.serial == serial)
-        rows = [{"id": c.id, "device": ser, "from": _iso(c.valid_from, tz), "to": _iso(c.valid_to, tz),
+        rows = [{"id": c.id, "device": ser, "from": iso(c.valid_from, tz), "to": iso(c.valid_to, tz),
                  "offset_seconds": c.offset_seconds, "reason": c.reason, "created_by": c.created_by,
-                 "created_at": _iso(c.created_at, tz), "revoked_at": _iso(c.revoked_at, tz)}
+                 "created_at": iso(c.created_at, tz), "revoked_at": iso(c.revoked_at, tz)}
                 for c, ser in s.execute(q.order_by(ClockCorrection.id.desc())).all()]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     for r in rows:
         state = f"撤销 revoked {r['revoked_at']}" if r["revoked_at"] else "有效 active"
@@ -350,9 +340,4 @@ def clock_list(app: Any, serial: str | None, as_json: bool) -> None:
                    f"{state}  by {r['created_by']}: {r['reason']}")
 
 
-def register(cli: click.Group) -> None:
-    """Add this package's subcommands to `cli`."""
-    cli.add_command(media_group)
-    cli.add_command(index_cmd)
-    cli.add_command(reindex_cmd)
-    cli.add_command(clock_group)
+COMMANDS = [media_group, index_cmd, reindex_cmd, clock_group]

@@ -20,7 +20,7 @@ from catalog.app import App
 from core.errors import CustodyError
 from catalog import custody_log
 from reports.coverage import CoverageOptions, coverage_report
-from reports.i18n import LANGS, Lang
+from reports.i18n import Lang, LANGS
 from reports.model import Report
 from reports.periods import local_today, parse_day
 from reports.ratio import RatioOptions, ratio_report
@@ -52,7 +52,7 @@ def _kinds(text: str | None) -> tuple[str, ...] | None:
 def _produce(app: App, kind: str, build: Callable[[Session], Report], params: dict[str, Any], fmt: str,
              lang: Lang, out: str | None, detail: bool) -> None:
     with app.catalog.session() as s:
-        actor = resolve_actor(s, getattr(app, "user", None))
+        actor = resolve_actor(s, app.user)
         require(s, actor, "reports", subject=f"report:{kind}")
         report = build(s)
         custody_log.record(s, "report", actor=actor.username, subject=f"report:{kind}",
@@ -79,69 +79,69 @@ def _write(text: str, fmt: str, out: str | None) -> None:
     click.echo(f"report written to {out}", err=True)
 
 
-def register(cli: click.Group) -> None:
-    """Add this package's subcommands to `cli`."""
+@click.group("report")
+def report() -> None:
+    """Administrator reports / 管理报表: ratio, coverage, usage."""
 
-    @cli.group("report")
-    def report() -> None:
-        """Administrator reports / 管理报表: ratio, coverage, usage."""
+@report.command("ratio")
+@click.option("--at", "at", default=None, metavar="DATE", help="Local date (YYYY-MM-DD); default today.")
+@click.option("--standard", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Officers per device to hold every unit to (overrides unit and config standards).")
+@click.option("--kinds", default=None, help="Device kinds counted, e.g. camera,terminal "
+              "(default: reports.counted_device_kinds).")
+@_output_options
+@click.pass_obj
+def ratio(app: App, at: str | None, standard: float | None, kinds: str | None, unit: str | None, fmt: str,
+          lang: Lang, out: str | None, detail: bool) -> None:
+    """Certified officers per recording device, per unit and in total / 执法人员与记录设备配比."""
+    day = parse_day(at, "--at") if at else local_today(app.settings.tz)
+    opts = RatioOptions(at=day, unit=unit, standard=standard, kinds=_kinds(kinds))
+    params = {"at": day.isoformat(), "unit": unit, "standard": standard, "kinds": opts.kinds}
+    _produce(app, "ratio", lambda s: ratio_report(s, app.settings, opts), params, fmt, lang, out, detail)
 
-    @report.command("ratio")
-    @click.option("--at", "at", default=None, metavar="DATE", help="Local date (YYYY-MM-DD); default today.")
-    @click.option("--standard", type=click.FloatRange(min=0, min_open=True), default=None,
-                  help="Officers per device to hold every unit to (overrides unit and config standards).")
-    @click.option("--kinds", default=None, help="Device kinds counted, e.g. camera,terminal "
-                  "(default: reports.counted_device_kinds).")
-    @_output_options
-    @click.pass_obj
-    def ratio(app: App, at: str | None, standard: float | None, kinds: str | None, unit: str | None, fmt: str,
-              lang: Lang, out: str | None, detail: bool) -> None:
-        """Certified officers per recording device, per unit and in total / 执法人员与记录设备配比."""
-        day = parse_day(at, "--at") if at else local_today(app.settings.tz)
-        opts = RatioOptions(at=day, unit=unit, standard=standard, kinds=_kinds(kinds))
-        params = {"at": day.isoformat(), "unit": unit, "standard": standard, "kinds": opts.kinds}
-        _produce(app, "ratio", lambda s: ratio_report(s, app.settings, opts), params, fmt, lang, out, detail)
+@report.command("coverage")
+@click.option("--from", "first", required=True, metavar="DATE", help="First local day of the period.")
+@click.option("--to", "last", required=True, metavar="DATE", help="Last local day of the period (included).")
+@click.option("--kinds", default=None, help="Device kinds checked for docking (default: "
+              "reports.counted_device_kinds).")
+@click.option("--deadline-hours", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Upload deadline after a recording ends (default: reports.upload_deadline_hours).")
+@click.option("--undocked-days", type=click.IntRange(min=1), default=None,
+              help="A device not docked for longer is listed (default: reports.undocked_days).")
+@click.option("--clock-threshold", type=click.FloatRange(min=0), default=None,
+              help="Seconds of clock error that list a device (default: reports.clock_error_threshold_seconds).")
+@click.option("--unlinked-days", type=click.IntRange(min=0), default=None,
+              help="A recording unlinked for longer is listed (default: reports.unlinked_days).")
+@_output_options
+@click.pass_obj
+def coverage(app: App, first: str, last: str, kinds: str | None, deadline_hours: float | None,
+             undocked_days: int | None, clock_threshold: float | None, unlinked_days: int | None,
+             unit: str | None, fmt: str, lang: Lang, out: str | None, detail: bool) -> None:
+    """Full-process recording compliance over a period / 执法全过程记录合规."""
+    opts = CoverageOptions(first=parse_day(first, "--from"), last=parse_day(last, "--to"), unit=unit,
+                           kinds=_kinds(kinds), deadline_hours=deadline_hours, undocked_days=undocked_days,
+                           clock_threshold_seconds=clock_threshold, unlinked_days=unlinked_days)
+    params = {"from": first, "to": last, "unit": unit, "kinds": opts.kinds, "deadline_hours": deadline_hours,
+              "undocked_days": undocked_days, "clock_threshold": clock_threshold, "unlinked_days": unlinked_days}
+    # The long lists and chart data are fetched only when the output shows them.
+    details, charts = detail or fmt in ("json", "html"), fmt == "html"
+    _produce(app, "coverage", lambda s: coverage_report(s, app.settings, opts, details, charts), params, fmt,
+             lang, out, detail)
 
-    @report.command("coverage")
-    @click.option("--from", "first", required=True, metavar="DATE", help="First local day of the period.")
-    @click.option("--to", "last", required=True, metavar="DATE", help="Last local day of the period (included).")
-    @click.option("--kinds", default=None, help="Device kinds checked for docking (default: "
-                  "reports.counted_device_kinds).")
-    @click.option("--deadline-hours", type=click.FloatRange(min=0, min_open=True), default=None,
-                  help="Upload deadline after a recording ends (default: reports.upload_deadline_hours).")
-    @click.option("--undocked-days", type=click.IntRange(min=1), default=None,
-                  help="A device not docked for longer is listed (default: reports.undocked_days).")
-    @click.option("--clock-threshold", type=click.FloatRange(min=0), default=None,
-                  help="Seconds of clock error that list a device (default: reports.clock_error_threshold_seconds).")
-    @click.option("--unlinked-days", type=click.IntRange(min=0), default=None,
-                  help="A recording unlinked for longer is listed (default: reports.unlinked_days).")
-    @_output_options
-    @click.pass_obj
-    def coverage(app: App, first: str, last: str, kinds: str | None, deadline_hours: float | None,
-                 undocked_days: int | None, clock_threshold: float | None, unlinked_days: int | None,
-                 unit: str | None, fmt: str, lang: Lang, out: str | None, detail: bool) -> None:
-        """Full-process recording compliance over a period / 执法全过程记录合规."""
-        opts = CoverageOptions(first=parse_day(first, "--from"), last=parse_day(last, "--to"), unit=unit,
-                               kinds=_kinds(kinds), deadline_hours=deadline_hours, undocked_days=undocked_days,
-                               clock_threshold_seconds=clock_threshold, unlinked_days=unlinked_days)
-        params = {"from": first, "to": last, "unit": unit, "kinds": opts.kinds, "deadline_hours": deadline_hours,
-                  "undocked_days": undocked_days, "clock_threshold": clock_threshold, "unlinked_days": unlinked_days}
-        # The long lists and chart data are fetched only when the output shows them.
-        details, charts = detail or fmt in ("json", "html"), fmt == "html"
-        _produce(app, "coverage", lambda s: coverage_report(s, app.settings, opts, details, charts), params, fmt,
-                 lang, out, detail)
+@report.command("usage")
+@click.option("--from", "first", default=None, metavar="DATE", help="First local day (default: all earlier).")
+@click.option("--to", "last", default=None, metavar="DATE", help="Last local day, included (default: today).")
+@click.option("--kinds", default=None, help="Only these device kinds (default: all).")
+@_output_options
+@click.pass_obj
+def usage(app: App, first: str | None, last: str | None, kinds: str | None, unit: str | None, fmt: str,
+          lang: Lang, out: str | None, detail: bool) -> None:
+    """Hours recorded, docks and last dock per device and per officer / 设备与人员使用情况."""
+    opts = UsageOptions(first=parse_day(first, "--from") if first else None,
+                        last=parse_day(last, "--to") if last else local_today(app.settings.tz),
+                        unit=unit, kinds=_kinds(kinds))
+    params = {"from": first, "to": opts.last.isoformat(), "unit": unit, "kinds": opts.kinds}
+    _produce(app, "usage", lambda s: usage_report(s, app.settings, opts), params, fmt, lang, out, detail)
 
-    @report.command("usage")
-    @click.option("--from", "first", default=None, metavar="DATE", help="First local day (default: all earlier).")
-    @click.option("--to", "last", default=None, metavar="DATE", help="Last local day, included (default: today).")
-    @click.option("--kinds", default=None, help="Only these device kinds (default: all).")
-    @_output_options
-    @click.pass_obj
-    def usage(app: App, first: str | None, last: str | None, kinds: str | None, unit: str | None, fmt: str,
-              lang: Lang, out: str | None, detail: bool) -> None:
-        """Hours recorded, docks and last dock per device and per officer / 设备与人员使用情况."""
-        opts = UsageOptions(first=parse_day(first, "--from") if first else None,
-                            last=parse_day(last, "--to") if last else local_today(app.settings.tz),
-                            unit=unit, kinds=_kinds(kinds))
-        params = {"from": first, "to": opts.last.isoformat(), "unit": unit, "kinds": opts.kinds}
-        _produce(app, "usage", lambda s: usage_report(s, app.settings, opts), params, fmt, lang, out, detail)
+
+COMMANDS = [report]

@@ -14,9 +14,18 @@ from typing import Any
 import click
 
 from catalog.accounts import Actor, require, resolve_actor
+from custody.commands.common import acting, echo_json, iso
 from core.errors import CustodyError
 from catalog import custody_log
 from catalog.models import RetentionPlan, utcnow
+from retention.load import decide_one, find_media
+from retention.rules import rules_for
+from retention.plan import approve_plan, create_plan, get_plan, plan_items
+from retention.sweep import sweep
+from retention.holds import add_hold, hold_json, list_holds, mirror_hold, release_hold
+from retention.lock import apply_retention
+from retention.tags import add_tag, remove_tag
+from retention.selftest import run_selftest
 
 TARGETS = ("media", "case", "device", "officer")
 
@@ -28,18 +37,10 @@ def _fmt(dt: datetime | None, tz: tzinfo, empty: str = "permanent / 永久保留
     return dt.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %z")
 
 
-def _iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(timezone.utc).isoformat() if dt else None
 
 
-def _actor(app: Any, session: Any, capability: str, subject: str = "") -> Actor:
-    actor = resolve_actor(session, getattr(app, "user", None))
-    require(session, actor, capability, subject)
-    return actor
 
 
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
 def _parse_at(text: str | None) -> datetime:
@@ -56,22 +57,19 @@ def _parse_at(text: str | None) -> datetime:
 
 # --------------------------------------------------------------------------- retention
 def explain_json(app: Any, session: Any, media: Any, now: datetime) -> dict[str, Any]:
-    from retention.load import decide_one
-    from retention.rules import rules_for
-
     rules = rules_for(app)
     d = decide_one(session, media, rules, now)
     label = rules.get(d.rule)
     return {
-        "media_id": media.id, "sha256": media.sha256, "status": media.status, "as_of": _iso(now),
-        "keep_until": _iso(d.keep_until), "permanent": d.permanent, "rule": d.rule,
+        "media_id": media.id, "sha256": media.sha256, "status": media.status, "as_of": iso(now),
+        "keep_until": iso(d.keep_until), "permanent": d.permanent, "rule": d.rule,
         "rule_label": label.label if label else d.rule, "rule_label_zh": label.label_zh if label else "",
         "reason": d.reason, "held": d.held, "expired": d.expired,
         "holds": [{"id": h.id, "target_kind": h.target_kind, "target_ref": h.target_ref, "reason": h.reason,
-                   "created_by": h.created_by, "created_at": _iso(h.created_at)} for h in d.holds],
-        "rules": [{"rule": a.rule, "keep_until": _iso(a.keep_until), "reason": a.reason} for a in d.applied],
-        "lock_until": _iso(media.lock_until), "legal_hold_applied": bool(media.legal_hold_applied),
-        "purged_at": _iso(media.purged_at), "rules_digest": rules.digest,
+                   "created_by": h.created_by, "created_at": iso(h.created_at)} for h in d.holds],
+        "rules": [{"rule": a.rule, "keep_until": iso(a.keep_until), "reason": a.reason} for a in d.applied],
+        "lock_until": iso(media.lock_until), "legal_hold_applied": bool(media.legal_hold_applied),
+        "purged_at": iso(media.purged_at), "rules_digest": rules.digest,
     }
 
 
@@ -97,15 +95,13 @@ def _print_explain(e: dict[str, Any], tz: tzinfo) -> None:
 
 
 def plan_json(session: Any, plan: RetentionPlan) -> dict[str, Any]:
-    from retention.plan import plan_items
-
     items = plan_items(session, plan.id)
     return {
-        "id": plan.id, "state": plan.state, "created_by": plan.created_by, "created_at": _iso(plan.created_at),
-        "as_of": _iso(plan.as_of), "rules_digest": plan.rules_digest, "approved_by": plan.approved_by,
-        "approved_at": _iso(plan.approved_at), "swept_at": _iso(plan.swept_at),
+        "id": plan.id, "state": plan.state, "created_by": plan.created_by, "created_at": iso(plan.created_at),
+        "as_of": iso(plan.as_of), "rules_digest": plan.rules_digest, "approved_by": plan.approved_by,
+        "approved_at": iso(plan.approved_at), "swept_at": iso(plan.swept_at),
         "summary": {k: v for k, v in plan.summary.items() if k != "rules"},
-        "items": [{"id": i.id, "media_id": i.media_id, "keep_until": _iso(i.keep_until), "rule": i.rule,
+        "items": [{"id": i.id, "media_id": i.media_id, "keep_until": iso(i.keep_until), "rule": i.rule,
                    "reason": i.reason, "change": i.change, "state": i.state, "note": i.note} for i in items],
     }
 
@@ -133,235 +129,198 @@ def _print_plan(p: dict[str, Any], tz: tzinfo) -> None:
         click.echo(f"{mark}media {i['media_id']:<8} {i['change'] or '':<21} {i['state']:<8} {i['reason']}")
 
 
-def _retention_group(cli: click.Group) -> None:
-    @cli.group("retention")
-    def retention() -> None:
-        """Retention rules, plans and purges / 保留期与清理."""
+@click.group("retention")
+def retention() -> None:
+    """Retention rules, plans and purges / 保留期与清理."""
 
-    @retention.command("explain")
-    @click.argument("media_ref", metavar="MEDIA")
-    @click.option("--at", "at", default=None, help="Decide as of this instant (ISO, with offset); read-only.")
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-    @click.pass_obj
-    def explain(app: Any, media_ref: str, at: str | None, as_json: bool) -> None:
-        """Why a recording is kept, until when, and by which rule."""
-        from retention.load import find_media
+@retention.command("explain")
+@click.argument("media_ref", metavar="MEDIA")
+@click.option("--at", "at", default=None, help="Decide as of this instant (ISO, with offset); read-only.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def explain(app: Any, media_ref: str, at: str | None, as_json: bool) -> None:
+    """Why a recording is kept, until when, and by which rule."""
+    with app.catalog.session() as s:
+        acting(app, s, "view", f"media:{media_ref}")
+        data = explain_json(app, s, find_media(s, media_ref), _parse_at(at))
+    if as_json:
+        echo_json(data)
+    else:
+        _print_explain(data, app.settings.tz)
 
-        with app.catalog.session() as s:
-            _actor(app, s, "view", f"media:{media_ref}")
-            data = explain_json(app, s, find_media(s, media_ref), _parse_at(at))
-        if as_json:
-            _echo_json(data)
-        else:
-            _print_explain(data, app.settings.tz)
+@retention.command("plan")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def plan_cmd(app: Any, as_json: bool) -> None:
+    """List what would be deleted now, why, and what changed since the last plan."""
+    with app.catalog.session() as s:
+        actor = acting(app, s, "retention", "retention:plan")
+        data = plan_json(s, create_plan(app, s, actor))
+    if as_json:
+        echo_json(data)
+    else:
+        _print_plan(data, app.settings.tz)
 
-    @retention.command("plan")
-    @click.option("--json", "as_json", is_flag=True)
-    @click.pass_obj
-    def plan_cmd(app: Any, as_json: bool) -> None:
-        """List what would be deleted now, why, and what changed since the last plan."""
-        from retention.plan import create_plan
+@retention.command("show")
+@click.argument("plan_id", type=int, metavar="PLAN")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def show(app: Any, plan_id: int, as_json: bool) -> None:
+    """Show a plan and its items (what an approver reviews)."""
+    with app.catalog.session() as s:
+        acting(app, s, "retention", f"plan:{plan_id}")
+        data = plan_json(s, get_plan(s, plan_id))
+    if as_json:
+        echo_json(data)
+    else:
+        _print_plan(data, app.settings.tz)
 
-        with app.catalog.session() as s:
-            actor = _actor(app, s, "retention", "retention:plan")
-            data = plan_json(s, create_plan(app, s, actor))
-        if as_json:
-            _echo_json(data)
-        else:
-            _print_plan(data, app.settings.tz)
+@retention.command("approve")
+@click.argument("plan_id", type=int, metavar="PLAN")
+@click.pass_obj
+def approve(app: Any, plan_id: int) -> None:
+    """Approve a draft plan (an administrator other than its creator)."""
+    with app.catalog.session() as s:
+        actor = acting(app, s, "retention", f"plan:{plan_id}")
+        plan = approve_plan(app, s, actor, plan_id)
+        click.echo(f"plan {plan.id} approved by {actor.username} / 计划已批准")
 
-    @retention.command("show")
-    @click.argument("plan_id", type=int, metavar="PLAN")
-    @click.option("--json", "as_json", is_flag=True)
-    @click.pass_obj
-    def show(app: Any, plan_id: int, as_json: bool) -> None:
-        """Show a plan and its items (what an approver reviews)."""
-        from retention.plan import get_plan
-
-        with app.catalog.session() as s:
-            _actor(app, s, "retention", f"plan:{plan_id}")
-            data = plan_json(s, get_plan(s, plan_id))
-        if as_json:
-            _echo_json(data)
-        else:
-            _print_plan(data, app.settings.tz)
-
-    @retention.command("approve")
-    @click.argument("plan_id", type=int, metavar="PLAN")
-    @click.pass_obj
-    def approve(app: Any, plan_id: int) -> None:
-        """Approve a draft plan (an administrator other than its creator)."""
-        from retention.plan import approve_plan
-
-        with app.catalog.session() as s:
-            actor = _actor(app, s, "retention", f"plan:{plan_id}")
-            plan = approve_plan(app, s, actor, plan_id)
-            click.echo(f"plan {plan.id} approved by {actor.username} / 计划已批准")
-
-    @retention.command("sweep")
-    @click.option("--plan", "plan_id", type=int, default=None, help="Plan to sweep (default: latest approved).")
-    @click.option("--json", "as_json", is_flag=True)
-    @click.pass_obj
-    def sweep_cmd(app: Any, plan_id: int | None, as_json: bool) -> None:
-        """Delete what the approved plan lists, re-checking each item now."""
-        from retention.sweep import sweep
-
-        with app.catalog.session() as s:
-            actor = _actor(app, s, "retention", "retention:sweep")
-        rep = sweep(app, actor, plan_id=plan_id)
-        data = {"plan_id": rep.plan_id, "deleted": rep.deleted, "rules_changed": rep.rules_changed,
-                "kept": [{"media_id": m, "why": w} for m, w in rep.kept],
-                "failed": [{"media_id": m, "why": w} for m, w in rep.failed]}
-        if as_json:
-            _echo_json(data)
-            return
-        click.echo(f"plan {rep.plan_id}: deleted / 已删除 {len(rep.deleted)}, kept / 保留 {len(rep.kept)}, "
-                   f"refused by store / 存储拒绝 {len(rep.failed)}")
-        for m, w in rep.kept + rep.failed:
-            click.echo(f"  media {m}: {w}")
+@retention.command("sweep")
+@click.option("--plan", "plan_id", type=int, default=None, help="Plan to sweep (default: latest approved).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def sweep_cmd(app: Any, plan_id: int | None, as_json: bool) -> None:
+    """Delete what the approved plan lists, re-checking each item now."""
+    with app.catalog.session() as s:
+        actor = acting(app, s, "retention", "retention:sweep")
+    rep = sweep(app, actor, plan_id=plan_id)
+    data = {"plan_id": rep.plan_id, "deleted": rep.deleted, "rules_changed": rep.rules_changed,
+            "kept": [{"media_id": m, "why": w} for m, w in rep.kept],
+            "failed": [{"media_id": m, "why": w} for m, w in rep.failed]}
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"plan {rep.plan_id}: deleted / 已删除 {len(rep.deleted)}, kept / 保留 {len(rep.kept)}, "
+               f"refused by store / 存储拒绝 {len(rep.failed)}")
+    for m, w in rep.kept + rep.failed:
+        click.echo(f"  media {m}: {w}")
 
 
 # --------------------------------------------------------------------------- holds
-def _hold_group(cli: click.Group) -> None:
-    @cli.group("hold")
-    def hold() -> None:
-        """Legal holds / 法律保全: block deletion of a recording, case, device or officer."""
+@click.group("hold")
+def hold() -> None:
+    """Legal holds / 法律保全: block deletion of a recording, case, device or officer."""
 
-    @hold.command("add")
-    @click.argument("kind", type=click.Choice(TARGETS))
-    @click.argument("ref")
-    @click.option("--reason", required=True, help="Why the hold is placed (kept in the custody log).")
-    @click.pass_obj
-    def add(app: Any, kind: str, ref: str, reason: str) -> None:
-        """Place a hold: KIND is media|case|device|officer, REF its id/case no/serial/badge."""
-        from retention.holds import add_hold, mirror_hold
+@hold.command("add")
+@click.argument("kind", type=click.Choice(TARGETS))
+@click.argument("ref")
+@click.option("--reason", required=True, help="Why the hold is placed (kept in the custody log).")
+@click.pass_obj
+def add(app: Any, kind: str, ref: str, reason: str) -> None:
+    """Place a hold: KIND is media|case|device|officer, REF its id/case no/serial/badge."""
+    with app.catalog.session() as s:
+        actor = acting(app, s, "hold", f"{kind}:{ref}")
+        h = add_hold(s, actor, kind, ref, reason)
+        n = mirror_hold(app, s, h, actor).covered
+        click.echo(f"hold #{h.id} placed on {kind} {h.target_ref} by {actor.username}; "
+                   f"covers {n} stored recording(s) / 已保全")
 
-        with app.catalog.session() as s:
-            actor = _actor(app, s, "hold", f"{kind}:{ref}")
-            h = add_hold(s, actor, kind, ref, reason)
-            n = mirror_hold(app, s, h, actor).covered
-            click.echo(f"hold #{h.id} placed on {kind} {h.target_ref} by {actor.username}; "
-                       f"covers {n} stored recording(s) / 已保全")
+@hold.command("release")
+@click.argument("hold_id", type=int)
+@click.option("--reason", required=True)
+@click.pass_obj
+def release(app: Any, hold_id: int, reason: str) -> None:
+    """Release a hold (it stays on record, with who and why)."""
+    with app.catalog.session() as s:
+        actor = acting(app, s, "hold", f"hold:{hold_id}")
+        h = release_hold(s, actor, hold_id, reason)
+        n = mirror_hold(app, s, h, actor).checked
+        click.echo(f"hold #{h.id} released by {actor.username}; {n} recording(s) re-checked / 已解除")
 
-    @hold.command("release")
-    @click.argument("hold_id", type=int)
-    @click.option("--reason", required=True)
-    @click.pass_obj
-    def release(app: Any, hold_id: int, reason: str) -> None:
-        """Release a hold (it stays on record, with who and why)."""
-        from retention.holds import mirror_hold, release_hold
-
-        with app.catalog.session() as s:
-            actor = _actor(app, s, "hold", f"hold:{hold_id}")
-            h = release_hold(s, actor, hold_id, reason)
-            n = mirror_hold(app, s, h, actor).checked
-            click.echo(f"hold #{h.id} released by {actor.username}; {n} recording(s) re-checked / 已解除")
-
-    @hold.command("list")
-    @click.option("--all", "include_released", is_flag=True, help="Include released holds.")
-    @click.option("--json", "as_json", is_flag=True)
-    @click.pass_obj
-    def list_cmd(app: Any, include_released: bool, as_json: bool) -> None:
-        """List holds (standing ones unless --all)."""
-        from retention.holds import hold_json, list_holds
-
-        with app.catalog.session() as s:
-            _actor(app, s, "view", "holds")
-            rows = [hold_json(h) for h in list_holds(s, include_released)]
-        if as_json:
-            _echo_json(rows)
-            return
-        tz = app.settings.tz
-        for h in rows:
-            state = "standing / 有效" if h["active"] else f"released by {h['released_by']}: {h['release_reason']}"
-            click.echo(f"#{h['id']:<4} {h['target_kind']:<8} {h['target_ref']:<20} by {h['created_by']} "
-                       f"{_fmt(datetime.fromisoformat(h['created_at']), tz)}  {h['reason']}  [{state}]")
-        if not rows:
-            click.echo("no holds / 无保全")
+@hold.command("list")
+@click.option("--all", "include_released", is_flag=True, help="Include released holds.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def list_cmd(app: Any, include_released: bool, as_json: bool) -> None:
+    """List holds (standing ones unless --all)."""
+    with app.catalog.session() as s:
+        acting(app, s, "view", "holds")
+        rows = [hold_json(h) for h in list_holds(s, include_released)]
+    if as_json:
+        echo_json(rows)
+        return
+    tz = app.settings.tz
+    for h in rows:
+        state = "standing / 有效" if h["active"] else f"released by {h['released_by']}: {h['release_reason']}"
+        click.echo(f"#{h['id']:<4} {h['target_kind']:<8} {h['target_ref']:<20} by {h['created_by']} "
+                   f"{_fmt(datetime.fromisoformat(h['created_at']), tz)}  {h['reason']}  [{state}]")
+    if not rows:
+        click.echo("no holds / 无保全")
 
 
 # --------------------------------------------------------------------------- tags
-def _tag_group(cli: click.Group) -> None:
-    @cli.group("tag")
-    def tag() -> None:
-        """Reviewer flags with retention meaning / 审核标记."""
+@click.group("tag")
+def tag() -> None:
+    """Reviewer flags with retention meaning / 审核标记."""
 
-    @tag.command("add")
-    @click.argument("media_ref", metavar="MEDIA")
-    @click.argument("tag_name", metavar="TAG")
-    @click.option("--reason", required=True)
-    @click.pass_obj
-    def add(app: Any, media_ref: str, tag_name: str, reason: str) -> None:
-        """Flag a recording (e.g. obstruction, complaint, accident)."""
-        from retention.load import find_media
-        from retention.lock import apply_retention
-        from retention.rules import rules_for
-        from retention.tags import add_tag
+@tag.command("add")
+@click.argument("media_ref", metavar="MEDIA")
+@click.argument("tag_name", metavar="TAG")
+@click.option("--reason", required=True)
+@click.pass_obj
+def add(app: Any, media_ref: str, tag_name: str, reason: str) -> None:
+    """Flag a recording (e.g. obstruction, complaint, accident)."""
+    with app.catalog.session() as s:
+        actor = acting(app, s, "tag", f"media:{media_ref}")
+        m = find_media(s, media_ref)
+        add_tag(s, actor, m, tag_name, reason, rules_for(app))
+        d = apply_retention(app, s, m, actor=actor.username)
+        click.echo(f"recording {m.id} tagged {tag_name}; "
+                   f"keep until {_fmt(d.keep_until, app.settings.tz)} ({d.rule})")
 
-        with app.catalog.session() as s:
-            actor = _actor(app, s, "tag", f"media:{media_ref}")
-            m = find_media(s, media_ref)
-            add_tag(s, actor, m, tag_name, reason, rules_for(app))
-            d = apply_retention(app, s, m, actor=actor.username)
-            click.echo(f"recording {m.id} tagged {tag_name}; "
-                       f"keep until {_fmt(d.keep_until, app.settings.tz)} ({d.rule})")
-
-    @tag.command("remove")
-    @click.argument("media_ref", metavar="MEDIA")
-    @click.argument("tag_name", metavar="TAG")
-    @click.option("--reason", required=True)
-    @click.pass_obj
-    def remove(app: Any, media_ref: str, tag_name: str, reason: str) -> None:
-        """Remove a flag (the next retention plan shows any shortened keep-until)."""
-        from retention.load import find_media
-        from retention.lock import apply_retention
-        from retention.tags import remove_tag
-
-        with app.catalog.session() as s:
-            actor = _actor(app, s, "tag", f"media:{media_ref}")
-            m = find_media(s, media_ref)
-            remove_tag(s, actor, m, tag_name, reason)
-            d = apply_retention(app, s, m, actor=actor.username)
-            click.echo(f"tag {tag_name} removed from recording {m.id}; "
-                       f"keep until {_fmt(d.keep_until, app.settings.tz)} ({d.rule})")
+@tag.command("remove")
+@click.argument("media_ref", metavar="MEDIA")
+@click.argument("tag_name", metavar="TAG")
+@click.option("--reason", required=True)
+@click.pass_obj
+def remove(app: Any, media_ref: str, tag_name: str, reason: str) -> None:
+    """Remove a flag (the next retention plan shows any shortened keep-until)."""
+    with app.catalog.session() as s:
+        actor = acting(app, s, "tag", f"media:{media_ref}")
+        m = find_media(s, media_ref)
+        remove_tag(s, actor, m, tag_name, reason)
+        d = apply_retention(app, s, m, actor=actor.username)
+        click.echo(f"tag {tag_name} removed from recording {m.id}; "
+                   f"keep until {_fmt(d.keep_until, app.settings.tz)} ({d.rule})")
 
 
 # --------------------------------------------------------------------------- storage
-def _selftest_command(group: click.Group) -> None:
-    @group.command("selftest")
-    @click.option("--seconds", default=3.0, show_default=True, help="How long the probe is locked.")
-    @click.option("--json", "as_json", is_flag=True)
-    @click.pass_obj
-    def selftest(app: Any, seconds: float, as_json: bool) -> None:
-        """Prove the store refuses to delete, overwrite or unlock a locked object."""
-        from retention.selftest import run_selftest
-
-        with app.catalog.session() as s:
-            actor = _actor(app, s, "admin", "storage:selftest")
-        rep = run_selftest(app.store, app.settings.storage.object_lock_mode, seconds)
-        with app.catalog.session() as s:
-            custody_log.record(s, "storage_selftest", actor=actor.username, outcome="ok" if rep.ok else "failed",
-                               subject=f"store:{rep.store}", detail=rep.as_json())
-        if as_json:
-            _echo_json(rep.as_json())
-        else:
-            click.echo(f"storage selftest / 存储自检: {rep.store} (mode {rep.mode})")
-            for c in rep.checks:
-                click.echo(f"  {c.status.upper():<5} {c.name:<26} {c.detail}")
-            click.echo("PASSED / 通过" if rep.ok else "FAILED / 未通过: this store does not protect locked evidence")
-        if not rep.ok:
-            raise SystemExit(1)
+@click.group("storage")
+def storage() -> None:
+    """Object store checks / 存储."""
 
 
-def register(cli: click.Group) -> None:
-    """Add this package's subcommands to `cli`."""
-    _retention_group(cli)
-    _hold_group(cli)
-    if "tag" not in cli.commands:
-        _tag_group(cli)
-    storage = cli.commands.get("storage")
-    if not isinstance(storage, click.Group):
-        @cli.group("storage")
-        def storage() -> None:  # type: ignore[misc]
-            """Object store checks / 存储."""
-    _selftest_command(storage)  # type: ignore[arg-type]
+@storage.command("selftest")
+@click.option("--seconds", default=3.0, show_default=True, help="How long the probe is locked.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def selftest(app: Any, seconds: float, as_json: bool) -> None:
+    """Prove the store refuses to delete, overwrite or unlock a locked object."""
+    with app.catalog.session() as s:
+        actor = acting(app, s, "admin", "storage:selftest")
+    rep = run_selftest(app.store, app.settings.storage.object_lock_mode, seconds)
+    with app.catalog.session() as s:
+        custody_log.record(s, "storage_selftest", actor=actor.username, outcome="ok" if rep.ok else "failed",
+                           subject=f"store:{rep.store}", detail=rep.as_json())
+    if as_json:
+        echo_json(rep.as_json())
+    else:
+        click.echo(f"storage selftest / 存储自检: {rep.store} (mode {rep.mode})")
+        for c in rep.checks:
+            click.echo(f"  {c.status.upper():<5} {c.name:<26} {c.detail}")
+        click.echo("PASSED / 通过" if rep.ok else "FAILED / 未通过: this store does not protect locked evidence")
+    if not rep.ok:
+        raise SystemExit(1)
+
+
+COMMANDS = [retention, hold, tag, storage]

@@ -11,6 +11,7 @@ from indexer_support import add_device, add_dock_session, add_media, add_user, r
 from indexer import timing
 from catalog.models import ClockCorrection, CustodyEvent, DockSession, Job, Media
 from indexer.worker import index_media, run_pending
+from ingest.profiles import station_profiles
 from ingest.simulate import make_audio, make_photo, make_video
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_ok")
@@ -89,7 +90,7 @@ def test_container_time_when_the_name_carries_none(make_app, catalog_url: str, t
 
 def test_local_time_written_as_utc_firmware(make_app, tmp_path: Path) -> None:
     app = make_app()
-    shipped = app.profiles
+    shipped = station_profiles(app.settings)
     buggy = shipped[0].model_copy(update={"name": "buggy_fw", "container_time_is_local": True, "filename": None})
     app.__dict__["profiles"] = [*shipped, buggy]
     dev = add_device(app, "B200002", profile="buggy_fw")

@@ -46,6 +46,8 @@ def search(request: Request, case_no: str = "", officer: str = "", device: str =
 
 def load_case(request: Request, s: Session, viewer: Viewer, case_no: str) -> Case:
     case = s.execute(select(Case).where(Case.case_no == case_no)).scalar_one_or_none()
+    if case is None:  # the enforcement system's record id names a case as well
+        case = s.execute(select(Case).where(Case.record_id == case_no)).scalar_one_or_none()
     if case is None:
         raise tagged(NotFound(f"no case numbered {case_no}"), "error.no_case", case_no=case_no)
     if not can_see_case(s, viewer.actor, case):
