@@ -24,7 +24,7 @@ class App:
     @cached_property
     def catalog(self) -> Catalog:
         return Catalog(self.settings.catalog_url, auto_migrate=self.settings.catalog.auto_migrate,
-                       signer=self.station_key)
+                       signer=self.station_key, station=self.station)
 
     @cached_property
     def station_key(self) -> StationKey:

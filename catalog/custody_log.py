@@ -40,7 +40,7 @@ def canonical(fields: dict[str, Any]) -> bytes:
 
 
 def event_fields(ev: CustodyEvent) -> dict[str, Any]:
-    return {
+    return _with_station({
         "seq": ev.seq,
         "at": ev.at.isoformat(timespec="microseconds"),
         "actor": ev.actor,
@@ -51,7 +51,15 @@ def event_fields(ev: CustodyEvent) -> dict[str, Any]:
         "subject": ev.subject,
         "remote_addr": ev.remote_addr,
         "detail": ev.detail or {},
-    }
+    }, ev.station)
+
+
+def _with_station(fields: dict[str, Any], station: str | None) -> dict[str, Any]:
+    """The writing station is hashed when the event names one (issue 16); events written
+    before stations were recorded hash exactly as they did."""
+    if station is not None:
+        fields["station"] = station
+    return fields
 
 
 def compute_hash(prev_hash: str, fields: dict[str, Any]) -> str:
@@ -79,6 +87,7 @@ def _append(session: Session, head: ChainHead, seq: int, action: str, *, actor: 
         remote_addr=remote_addr if remote_addr is not None else request_origin.get(),
         detail=json.loads(canonical(detail or {})),  # stored exactly as hashed
         prev_hash=head.hash,
+        station=session.info.get("station"),  # the catalog's station (issue 16)
     )
     ev.hash = compute_hash(head.hash, event_fields(ev))
     session.add(ev)
@@ -170,7 +179,8 @@ class _Runs:
 
 _COLS = (CustodyEvent.id, CustodyEvent.seq, CustodyEvent.at, CustodyEvent.actor, CustodyEvent.action,
          CustodyEvent.outcome, CustodyEvent.media_id, CustodyEvent.session_id, CustodyEvent.subject,
-         CustodyEvent.remote_addr, CustodyEvent.detail, CustodyEvent.prev_hash, CustodyEvent.hash)
+         CustodyEvent.remote_addr, CustodyEvent.detail, CustodyEvent.prev_hash, CustodyEvent.hash,
+         CustodyEvent.station)
 
 
 def _read_batch(session: Session, after: int, batch: int) -> list[Any]:
@@ -196,7 +206,8 @@ def _read_batch(session: Session, after: int, batch: int) -> list[Any]:
 def _fields(row: Any) -> dict[str, Any]:
     return {"seq": row.seq, "at": row.at.isoformat(timespec="microseconds"), "actor": row.actor,
             "action": row.action, "outcome": row.outcome, "media_id": row.media_id, "session_id": row.session_id,
-            "subject": row.subject, "remote_addr": row.remote_addr, "detail": row.detail or {}}
+            "subject": row.subject, "remote_addr": row.remote_addr, "detail": row.detail or {}, **(
+                {"station": row.station} if row.station is not None else {})}
 
 
 def verify_chain(session: Session, batch: int = 5000, keyring: Any = None, signed_from: int = 1) -> ChainReport:

@@ -1,4 +1,12 @@
-"""Engine, sessions and migrations for the catalog (SQLite default, PostgreSQL in production)."""
+"""Engine, sessions and migrations for the catalog (SQLite default, PostgreSQL in production).
+
+Migrations are serialised across processes (issue 16): on PostgreSQL the whole upgrade runs in
+one transaction holding a transaction-level advisory lock, so stations, web servers and CLI
+commands started at once on a fresh or an old catalog wait for each other and the later ones
+find the schema current; on SQLite the transaction is `BEGIN IMMEDIATE`, i.e. it holds the
+database's write lock.  A catalog whose schema is newer than this code (another station was
+upgraded first) is refused with `SchemaNewer` (exit code 2) before anything is written.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -6,10 +14,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from catalog.models import DockSession, OffloadItem
+from core.errors import ConfigError
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# pg_advisory_xact_lock key held while migrating: 'custody\0' as a signed 64-bit number.
+MIGRATION_LOCK_KEY = int.from_bytes(b"custody\0", "big", signed=True)
+# Rows that say which station made them, stamped from the session's station when left empty.
+STATION_STAMPED = (DockSession, OffloadItem)
+
+
+class SchemaNewer(ConfigError):
+    """The catalog was migrated by newer code than this (exit code 2): upgrade this station first."""
 
 
 def make_engine(url: str) -> Engine:
@@ -52,27 +71,91 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
+def _revisions(cfg: Any) -> tuple[set[str], set[str]]:
+    """(every revision this code knows, its heads)."""
+    from alembic.script import ScriptDirectory  # deferred: see alembic_config
+
+    script = ScriptDirectory.from_config(cfg)
+    return {r.revision for r in script.walk_revisions()}, set(script.get_heads())
+
+
+def catalog_revisions(conn: Connection) -> set[str]:
+    """The revisions recorded in the catalog (empty for a fresh one)."""
+    if not inspect(conn).has_table("alembic_version"):
+        return set()
+    return {r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))}
+
+
+def _refuse_newer(current: set[str], known: set[str], url: str) -> None:
+    unknown = sorted(current - known)
+    if unknown:
+        raise SchemaNewer(
+            f"the catalog {url} has schema revision {', '.join(unknown)}, newer than this program knows: "
+            "another station or server was upgraded first. Upgrade Custody on this machine, then start it "
+            "again; nothing was changed. / 目录数据库的结构版本比本机程序新（其他采集站已升级），"
+            "请先升级本机的 Custody 再启动；未做任何修改。")
+
+
+def _lock_for_migration(conn: Connection) -> None:
+    """Serialise migrations across processes: PostgreSQL's advisory lock (released at commit);
+    SQLite's write lock is already held (every transaction here is BEGIN IMMEDIATE)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to every head (package branches may add their own revisions)."""
+    """Bring the schema to every head (package branches may add their own revisions), one
+    process at a time; refuse a catalog whose schema is newer than this code."""
     from alembic import command  # deferred: see alembic_config
 
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    url = engine.url.render_as_string(hide_password=False)
+    cfg = alembic_config(url)
+    known, heads = _revisions(cfg)
     with engine.begin() as conn:
+        _lock_for_migration(conn)
+        current = catalog_revisions(conn)
+        _refuse_newer(current, known, engine.url.render_as_string(hide_password=True))
+        if current == heads:
+            return  # already current (another process migrated while we waited for the lock)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
+
+
+def check_schema(engine: Engine) -> None:
+    """Without auto_migrate: still refuse a catalog newer than this code."""
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    known, _heads = _revisions(cfg)
+    with engine.connect() as conn:
+        _refuse_newer(catalog_revisions(conn), known, engine.url.render_as_string(hide_password=True))
+
+
+def _stamp_station(session: Session, _ctx: Any, _instances: Any) -> None:
+    """New dock sessions and spool copies say which station made them."""
+    station = session.info.get("station")
+    if not station:
+        return
+    for obj in session.new:
+        if isinstance(obj, STATION_STAMPED) and getattr(obj, "station", None) is None:
+            obj.station = station
 
 
 class Catalog:
     """The catalog handle: an engine and a session factory."""
 
-    def __init__(self, url: str, auto_migrate: bool = True, signer: Any = None) -> None:
+    def __init__(self, url: str, auto_migrate: bool = True, signer: Any = None, station: str | None = None) -> None:
         self.url = url
+        # `station` ([station].name): recorded on job claims, custody events, dock sessions and spool copies.
+        self.station = station
         self.engine = make_engine(url)
         if auto_migrate:
             migrate(self.engine)
+        else:
+            check_schema(self.engine)
         # `signer` (catalog.stationkey.StationKey): the custody writer signs each event with it.
         self.signer = signer
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False, info={"signer": signer})
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False,
+                                         info={"signer": signer, "station": station})
+        event.listen(self.sessionmaker, "before_flush", _stamp_station)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -8,6 +8,7 @@ embedded default runs from a checkout with no set-up.
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from datetime import timedelta, timezone
 from pathlib import Path
@@ -26,8 +27,12 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _host_name() -> str:
+    return (socket.gethostname().split(".", 1)[0] or "station")[:64]
+
+
 class StationSettings(_Section):
-    name: str = "station-01"
+    name: str = Field(default_factory=_host_name, min_length=1, max_length=64)  # unique per station
     timezone: str = "+08:00"  # shown to users; instants are stored in UTC
     dock_root: Path = Path("var/docks")
     spool_dir: Path = Path("var/spool")
@@ -42,6 +47,17 @@ class StationSettings(_Section):
     upload_retry_seconds: float = 5.0
     upload_workers: int = 2  # files stored while the next ones are still being copied
     profiles_dir: Path | None = None  # default: config/devices beside the config file
+    heartbeat_seconds: float = 10.0  # the station row is rewritten this often; down after 3 missed beats
+    device_lease_seconds: float = 60.0  # a device's offload lease expires this long after its last renewal
+
+
+class FixitySettings(_Section):
+    """Scheduled fixity (issue 16): every stored object re-read and re-hashed at least once per
+    `days`, by whichever station claims its `fixity` job; reads are rate limited."""
+    fixity_days: float = 90.0  # every stored object re-verified at least this often
+    bytes_per_second: int = 20 * 1024 * 1024  # per station; 0 = no limit
+    workers: int = 1  # fixity job workers per daemon (0 = this station does no scheduled checks)
+    schedule_minutes: float = 10.0  # how often a station looks for objects coming due
 
 
 class CatalogSettings(_Section):
@@ -123,6 +139,7 @@ class CustodyLogSettings(_Section):
 class Settings(_Section):
     custody_log: CustodyLogSettings = Field(default_factory=CustodyLogSettings)
     station: StationSettings = Field(default_factory=StationSettings)
+    fixity: FixitySettings = Field(default_factory=FixitySettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     indexer: IndexerSettings = Field(default_factory=IndexerSettings)

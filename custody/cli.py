@@ -23,6 +23,9 @@ class Entry(NamedTuple):
     summary: str
 
 
+# To add a top-level command: declare it in custody/commands/<area>.py, list it in that module's
+# COMMANDS, and add one row here (name, module, "English / 中文" summary).  tests/custody/test_cli_shell.py
+# fails when the two disagree.
 COMMANDS: dict[str, Entry] = {
     # dock -> spool -> store
     "daemon": Entry("ingest", "Watch the dock root and offload every docked device / 坞站守护进程(主任务)."),

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from core.settings import Settings
 from reports.context import MIN_RECORDING_OFFICERS, CoverageOptions, Context, device_register, rules_for
 from reports.device_health import clock_errors, undocked_devices
-from reports.inspections import inspection_rows
+from reports.inspections import inspection_rows, one_officer
 from reports.model import Chart, Column, Figure, Report, Table
 from reports.periods import Period, local_iso
 from reports.recordings import (
@@ -42,15 +42,18 @@ def coverage_report(session: Session, settings: Settings, opts: CoverageOptions,
 
     inspections = inspection_rows(session, ctx)
     fewer = [r for r in inspections if r["recording_officers"] < MIN_RECORDING_OFFICERS]
+    # Two-officer-rule violations in the enforcement record itself (行政处罚法 Art. 42).
+    single = [r for r in inspections if one_officer(r)]
     x = Expressions(ctx)
     counts = recording_counts(session, x)
     undocked, checked = undocked_devices(session, ctx)
     clock = clock_errors(session, ctx)
     report = Report(
         kind="coverage", statement=_statement(ctx, len(inspections), counts, checked),
-        figures=_figures(inspections, fewer, counts, undocked, checked, clock),
+        figures=_figures(inspections, fewer, single, counts, undocked, checked, clock),
         tables=[
             Table("inspections", _INSPECTION_COLUMNS, inspections, detail=True),
+            Table("one_officer_inspections", _ONE_OFFICER_COLUMNS, single, detail=True),
             Table("fewer_than_two_officers", _INSPECTION_COLUMNS, fewer, detail=True),
             Table("late_uploads", _LATE_COLUMNS, None, True, lambda: late_rows(session, ctx, x)),
             Table("undocked_devices", _UNDOCKED_COLUMNS, undocked, detail=True),
@@ -66,8 +69,8 @@ def coverage_report(session: Session, settings: Settings, opts: CoverageOptions,
     return report
 
 
-def _figures(inspections: list[dict], fewer: list[dict], c: RecordingCounts, undocked: list[dict], checked: int,
-             clock: list[dict]) -> list[Figure]:
+def _figures(inspections: list[dict], fewer: list[dict], single: list[dict], c: RecordingCounts,
+             undocked: list[dict], checked: int, clock: list[dict]) -> list[Figure]:
     status = Counter(r["status"] for r in inspections)
     n = len(inspections)
     return [
@@ -76,6 +79,7 @@ def _figures(inspections: list[dict], fewer: list[dict], c: RecordingCounts, und
         Figure("inspections_partial", status["partial"], "share", n, "inspections"),
         Figure("inspections_outside_window", status["outside_window"], "share", n, "inspections"),
         Figure("inspections_no_footage", status["no_footage"], "share", n, "inspections"),
+        Figure("inspections_one_officer", len(single), "share", n, "one_officer_inspections"),
         Figure("inspections_fewer_than_two_officers", len(fewer), "share", n, "fewer_than_two_officers"),
         Figure("recordings", c.recordings),
         Figure("uploads_within_deadline", c.timed - c.late, "share", c.timed),
@@ -97,7 +101,7 @@ def _statement(ctx: Context, inspections: int, c: RecordingCounts, checked: int)
         "as_of": local_iso(ctx.as_of, ctx.tz),
         "generated_at": local_iso(ctx.now, ctx.tz),
         "definitions": [
-            "def_cov_inspections", "def_cov_footage", "def_cov_recordings", "def_cov_upload_delay",
+            "def_cov_inspections", "def_cov_one_officer", "def_cov_footage", "def_cov_recordings", "def_cov_upload_delay",
             "def_cov_undocked", "def_cov_clock_error", "def_cov_unlinked",
         ],
         "counted": {"inspection_count": inspections, "recording_count": c.recordings, "devices_checked": checked},
@@ -129,10 +133,15 @@ def _charts(inspections: list[dict], session: Session, ctx: Context, x: Expressi
 
 
 _INSPECTION_COLUMNS = [
-    Column("case_no"), Column("enterprise"), Column("unit"), Column("start"), Column("end"),
+    Column("case_no"), Column("record_id"), Column("enterprise"), Column("unit"), Column("start"), Column("end"),
     Column("assigned_officers", "int"), Column("linked_recordings", "int"),
     Column("status", translate=True), Column("covered_share", "share"), Column("largest_gap_minutes", "ratio"),
     Column("recording_officers", "int"), Column("badges"),
+]
+_ONE_OFFICER_COLUMNS = [
+    Column("case_no"), Column("record_id"), Column("enterprise"), Column("unit"), Column("start"), Column("end"),
+    Column("assigned_officers", "int"), Column("officers", label="case_officers"),
+    Column("linked_recordings", "int"), Column("status", translate=True),
 ]
 _MEDIA_COLUMNS = [
     Column("media_id", "int"), Column("recording"), Column("device"), Column("badge"), Column("device_start_text"),

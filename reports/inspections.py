@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from catalog.models import Case, CaseOfficer, Media, MediaLink, Unit
+from catalog.models import Case, CaseOfficer, Media, MediaLink, Officer, Unit
 from reports.context import Context
 from reports.numbers import round_half_up
 from reports.periods import in_period, local_iso
@@ -23,16 +23,24 @@ from reports.windows import window_coverage
 def inspection_rows(session: Session, ctx: Context) -> list[dict[str, Any]]:
     wanted = and_(Case.kind == "inspection", in_period(Case.start, ctx.period))
     cases = session.execute(
-        select(Case.id, Case.case_no, Case.enterprise, Case.start, Case.end, Unit.code.label("unit"), Case.unit_id)
+        select(Case.id, Case.case_no, Case.record_id, Case.enterprise, Case.start, Case.end, Unit.code.label("unit"),
+               Case.unit_id, Case.fewer_than_two_officers)
         .outerjoin(Unit, Unit.id == Case.unit_id).where(wanted).order_by(Case.start, Case.case_no)
     ).all()
     cases = [c for c in cases if ctx.scope.covers(c.unit_id)]
-    assigned = dict(session.execute(
-        select(CaseOfficer.case_id, func.count()).join(Case, Case.id == CaseOfficer.case_id)
-        .where(wanted).group_by(CaseOfficer.case_id)
-    ).all())
+    assigned: dict[int, list[str]] = defaultdict(list)
+    for case_id, badge in session.execute(
+            select(CaseOfficer.case_id, Officer.badge).join(Case, Case.id == CaseOfficer.case_id)
+            .join(Officer, Officer.id == CaseOfficer.officer_id).where(wanted).order_by(Officer.badge)):
+        assigned[case_id].append(badge)
     footage = _linked_footage(session, wanted)
-    return [_row(c, assigned.get(c.id, 0), footage.get(c.id, []), ctx) for c in cases]
+    return [_row(c, assigned.get(c.id, []), footage.get(c.id, []), ctx) for c in cases]
+
+
+def one_officer(row: dict[str, Any]) -> bool:
+    """The enforcement record names fewer than two officers (行政处罚法 Art. 42): marked at import,
+    or fewer than two officers on the case however it got into the catalog."""
+    return bool(row["one_officer"])
 
 
 def _linked_footage(session: Session, wanted: Any) -> dict[int, list[Any]]:
@@ -48,7 +56,7 @@ def _linked_footage(session: Session, wanted: Any) -> dict[int, list[Any]]:
     return out
 
 
-def _row(c: Any, assigned: int, footage: list[Any], ctx: Context) -> dict[str, Any]:
+def _row(c: Any, assigned_badges: list[str], footage: list[Any], ctx: Context) -> dict[str, Any]:
     # Unplayable or untimed footage proves nothing: it neither covers nor counts as a recorder.
     usable = [f for f in footage if f.recorded_start is not None and not f.bad]
     pieces = [(f.recorded_start, end_of(f.recorded_start, f.recorded_end, f.duration_seconds)) for f in usable]
@@ -58,9 +66,11 @@ def _row(c: Any, assigned: int, footage: list[Any], ctx: Context) -> dict[str, A
     officers = {f.officer_id or f.officer_badge for f in usable if f.officer_id or f.officer_badge}
     badges = sorted({f.officer_badge for f in usable if f.officer_badge})
     return {
-        "case_no": c.case_no, "enterprise": c.enterprise, "unit": c.unit,
+        "case_no": c.case_no, "record_id": c.record_id, "enterprise": c.enterprise, "unit": c.unit,
         "start": local_iso(c.start, ctx.tz), "end": local_iso(c.end, ctx.tz),
-        "assigned_officers": assigned, "linked_recordings": len(footage), "status": cov.status,
+        "assigned_officers": len(assigned_badges), "officers": ", ".join(assigned_badges),
+        "one_officer": bool(c.fewer_than_two_officers) or len(assigned_badges) < 2,
+        "linked_recordings": len(footage), "status": cov.status,
         "covered_share": cov.share, "largest_gap_minutes": round_half_up(cov.largest_gap_seconds / 60, 1),
         "recording_officers": len(officers), "badges": ", ".join(badges),
     }

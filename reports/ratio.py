@@ -21,7 +21,8 @@ from core.settings import Settings
 from catalog.models import Device, DockSession, Officer
 from reports.model import Chart, Column, Report, Table
 from reports.periods import offset_text
-from reports.scope import Scope, UnitInfo, load_scope, standard_for
+from reports.numbers import round_half_up
+from reports.scope import Scope, UnitInfo, load_scope, standard_of
 
 TOTAL = "TOTAL"
 _LEFT_STATUSES = ("revoked", "left")
@@ -82,14 +83,17 @@ def _first_docks(session: Session, tz: timezone) -> dict[int, date]:
 
 # ----------------------------------------------------------------------------- arithmetic
 def ratio_row(unit: str | None, name: str | None, officers: int, devices: int, standard: float) -> dict[str, object]:
-    """One line of the report.  `required` devices = officers / standard, rounded up."""
+    """One line of the report.  `required` devices = officers / standard, rounded up.
+
+    `officers_per_device` is rounded half up to 2 decimals (四舍五入: 34 / 16 = 2.125 -> 2.13),
+    as the report is read; `officers_per_device_raw` keeps the unrounded quotient."""
     required = math.ceil(officers / standard - 1e-9) if officers else 0
     shortfall = max(0, required - devices)
-    per_device = round(officers / devices, 2) if devices else None
+    raw = officers / devices if devices else None
     return {
         "unit": unit, "name": name, "officers": officers, "devices": devices,
-        "officers_per_device": per_device, "standard": standard, "required": required,
-        "meets": shortfall == 0, "shortfall": shortfall,
+        "officers_per_device": round_half_up(raw, 2), "officers_per_device_raw": raw,
+        "standard": standard, "required": required, "meets": shortfall == 0, "shortfall": shortfall,
     }
 
 
@@ -137,7 +141,8 @@ def _statement(at: date, tz: timezone, scope: Scope, kinds: tuple[str, ...], tot
             # Only units held to something other than the total's standard are named.
             "units_with_own_standard": {k: v for k, v in sources.items() if v["standard"] != total["standard"]},
         },
-        "definitions": ["def_ratio_standard", "def_ratio_officers", "def_ratio_devices"],
+        "definitions": ["def_ratio_standard", "def_ratio_officers", "def_ratio_devices", "def_ratio_tree",
+                        "def_ratio_rounding"],
         "counted": {
             "device_kinds": list(kinds),
             "officer_records": len(off_in) + len(off_out),
@@ -188,6 +193,8 @@ def _sort_devices(devices: list[Device], on: date, kinds: tuple[str, ...], first
 
 def _unit_rows(scope: Scope, officers: list[dict], devices: list[dict], settings: Settings,
                override: float | None) -> tuple[list[dict], dict[str, dict]]:
+    """One row per unit in tree order (a parent before its children).  A parent's row counts its
+    whole subtree (`subtotal: true`; its own records are in `own_officers`/`own_devices`)."""
     n_off: dict[str | None, int] = defaultdict(int)
     n_dev: dict[str | None, int] = defaultdict(int)
     for o in officers:
@@ -196,28 +203,38 @@ def _unit_rows(scope: Scope, officers: list[dict], devices: list[dict], settings
         n_dev[d["unit"]] += 1
     rows: list[dict] = []
     sources: dict[str, dict] = {}
-    for u in scope.units:
-        std, source = standard_for(u, settings.reports, override)
-        rows.append({**ratio_row(u.code, u.name, n_off[u.code], n_dev[u.code], std), "standard_source": source})
-        sources[u.code] = {"standard": std, "source": source}
+    for u, level in scope.tree():
+        sub = scope.subtree_codes(u.code)
+        std, source, owner = standard_of(u, settings.reports, override, scope)
+        row = ratio_row(u.code, u.name, sum(n_off[c] for c in sub), sum(n_dev[c] for c in sub), std)
+        rows.append({**row, "parent": u.parent_code, "level": level, "subtotal": len(sub) > 1,
+                     "own_officers": n_off[u.code], "own_devices": n_dev[u.code],
+                     "standard_source": source, "standard_unit": owner})
+        sources[u.code] = {"standard": std, "source": source, "unit": owner}
     if scope.includes_unassigned and (n_off[None] or n_dev[None]):
-        std, source = standard_for(None, settings.reports, override)
-        rows.append({**ratio_row(None, None, n_off[None], n_dev[None], std), "standard_source": source})
-        sources["(unassigned)"] = {"standard": std, "source": source}
+        std, source, owner = standard_of(None, settings.reports, override, scope)
+        rows.append({**ratio_row(None, None, n_off[None], n_dev[None], std), "parent": None, "level": 0,
+                     "subtotal": False, "own_officers": n_off[None], "own_devices": n_dev[None],
+                     "standard_source": source, "standard_unit": owner})
+        sources["(unassigned)"] = {"standard": std, "source": source, "unit": owner}
     return rows, sources
 
 
 def _total_row(scope: Scope, officers: list[dict], devices: list[dict], settings: Settings,
                override: float | None) -> dict:
     root = next((u for u in scope.units if u.code == scope.root), None)
-    std, source = standard_for(root, settings.reports, override)
+    std, source, owner = standard_of(root, settings.reports, override, scope)
     name = root.name if root else None
-    return {**ratio_row(TOTAL, name, len(officers), len(devices), std), "standard_source": source}
+    return {**ratio_row(TOTAL, name, len(officers), len(devices), std), "parent": None, "level": None,
+            "subtotal": True, "own_officers": None, "own_devices": None,
+            "standard_source": source, "standard_unit": owner}
 
 
 def _chart(rows: list[dict]) -> Chart:
     def label(r: dict) -> str:
-        return "total" if r["unit"] == TOTAL else (r["name"] or r["unit"] or "unassigned")
+        if r["unit"] == TOTAL:
+            return "total"
+        return "  " * (r["level"] or 0) + (r["name"] or r["unit"] or "unassigned")
 
     shown = [r for r in rows if r["officers_per_device"] is not None]  # units with no device have no ratio
     return Chart(
@@ -233,7 +250,8 @@ def _d(d: date | None) -> str | None:
 
 
 _ROW_COLUMNS = [
-    Column("unit"), Column("name", label="unit_name"), Column("officers", "int"), Column("devices", "int"),
+    Column("unit"), Column("name", label="unit_name"), Column("parent", label="parent_unit"), Column("level", "int"),
+    Column("subtotal", "bool"), Column("officers", "int"), Column("devices", "int"),
     Column("officers_per_device", "ratio"), Column("standard", "ratio"), Column("required", "int"),
     Column("meets", "bool"), Column("shortfall", "int"),
 ]

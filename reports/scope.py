@@ -29,6 +29,8 @@ class UnitInfo:
 class Scope:
     units: tuple[UnitInfo, ...]
     root: str | None  # the --unit code, None = whole catalog
+    # Every unit of the catalog (ancestors above --unit included): standards are inherited from them.
+    catalog: tuple[UnitInfo, ...] = ()
 
     @property
     def unit_ids(self) -> set[int]:
@@ -52,6 +54,39 @@ class Scope:
     def by_id(self, unit_id: int | None) -> UnitInfo | None:
         return next((u for u in self.units if u.id == unit_id), None)
 
+    def parent_of(self, unit: UnitInfo) -> UnitInfo | None:
+        """The unit's parent anywhere in the catalog (None for a top unit or an unknown parent_code)."""
+        if not unit.parent_code:
+            return None
+        return next((u for u in self.catalog or self.units if u.code == unit.parent_code), None)
+
+    def tree(self) -> list[tuple[UnitInfo, int]]:
+        """The units in scope depth first (children by code), each with its depth below the top of the
+        scope (0 = a top unit, or the --unit unit).  A unit whose parent is not in scope is a top unit."""
+        codes = self.unit_codes
+        children: dict[str | None, list[UnitInfo]] = {}
+        for u in sorted(self.units, key=lambda u: u.code):
+            top = u.parent_code not in codes or u.code == self.root
+            children.setdefault(None if top else u.parent_code, []).append(u)
+        out: list[tuple[UnitInfo, int]] = []
+
+        def walk(parent: str | None, level: int) -> None:
+            for u in children.get(parent, []):
+                out.append((u, level))
+                walk(u.code, level + 1)
+
+        walk(None, 0)
+        return out
+
+    def subtree_codes(self, code: str) -> set[str]:
+        """`code` and every unit under it, within the scope."""
+        wanted = {code}
+        while True:
+            more = {u.code for u in self.units if u.parent_code in wanted} - wanted
+            if not more:
+                return wanted
+            wanted |= more
+
     def describe(self) -> dict[str, object]:
         return {"unit_requested": self.root, "units": sorted(self.unit_codes),
                 "includes_unassigned": self.includes_unassigned}
@@ -61,7 +96,7 @@ def load_scope(session: Session, unit_code: str | None) -> Scope:
     rows = session.execute(select(Unit).order_by(Unit.code)).scalars().all()
     units = [UnitInfo(u.id, u.code, u.name, u.parent_code, u.standard_officers_per_device) for u in rows]
     if unit_code is None:
-        return Scope(tuple(units), None)
+        return Scope(tuple(units), None, tuple(units))
     if not any(u.code == unit_code for u in units):
         raise NotFound(f"no unit with code {unit_code!r}")
     wanted = {unit_code}
@@ -71,19 +106,38 @@ def load_scope(session: Session, unit_code: str | None) -> Scope:
         if not more:
             break
         wanted |= more
-    return Scope(tuple(u for u in units if u.code in wanted), unit_code)
+    return Scope(tuple(u for u in units if u.code in wanted), unit_code, tuple(units))
 
 
-def standard_for(unit: UnitInfo | None, settings: ReportSettings, override: float | None) -> tuple[float, str]:
+def standard_for(unit: UnitInfo | None, settings: ReportSettings, override: float | None,
+                 scope: Scope | None = None) -> tuple[float, str]:
     """Officers per device a unit must not exceed, and where that number came from."""
+    value, source, _ = standard_of(unit, settings, override, scope)
+    return value, source
+
+
+def standard_of(unit: UnitInfo | None, settings: ReportSettings, override: float | None,
+                scope: Scope | None = None) -> tuple[float, str, str | None]:
+    """(standard, the setting that gave it, the unit whose setting it is).
+
+    A unit with no standard of its own (neither `units.standard_officers_per_device` nor
+    `reports.unit_standards`) inherits its nearest ancestor's; with none up the tree the
+    configured default applies (unit None)."""
+    at, seen = unit, set()
+    value: float | None = None
+    source, owner = "reports.standard_officers_per_device", None
     if override is not None:
         value, source = override, "--standard"
-    elif unit is not None and unit.standard is not None:
-        value, source = unit.standard, "units.standard_officers_per_device"
-    elif unit is not None and unit.code in settings.unit_standards:
-        value, source = settings.unit_standards[unit.code], "reports.unit_standards"
-    else:
-        value, source = settings.standard_officers_per_device, "reports.standard_officers_per_device"
+    while value is None and at is not None and at.code not in seen:
+        seen.add(at.code)
+        if at.standard is not None:
+            value, source, owner = at.standard, "units.standard_officers_per_device", at.code
+        elif at.code in settings.unit_standards:
+            value, source, owner = settings.unit_standards[at.code], "reports.unit_standards", at.code
+        else:
+            at = scope.parent_of(at) if scope is not None else None
+    if value is None:
+        value = settings.standard_officers_per_device
     if value <= 0:
         raise CustodyError(f"the standard ({source}) must be a positive number of officers per device, not {value}")
-    return float(value), source
+    return float(value), source, owner

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from reports.numbers import round_half_up
+
 Status = Literal["covered", "partial", "outside_window", "no_footage"]
 
 

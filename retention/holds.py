@@ -17,7 +17,9 @@ from catalog.accounts import Actor
 from core.errors import CustodyError, NotFound
 from catalog import custody_log
 from catalog.models import Case, Device, Hold, Media, MediaLink, Officer, utcnow
-from retention.load import find_media
+from retention.load import decide_many, find_media, load_holds
+from retention.lock import apply_decision
+from retention.rules import rules_for
 
 TARGET_KINDS = ("media", "case", "device", "officer")
 
@@ -92,10 +94,6 @@ def mirror_hold(app: Any, session: Session, hold: Hold, actor: Actor) -> "Mirror
     (the decision reads the holds table); only the store's own flag lags, and the next
     plan re-applies it to every recording anyway.
     """
-    from retention.load import decide_many, load_holds
-    from retention.lock import apply_decision
-    from retention.rules import rules_for
-
     rules, now = rules_for(app), utcnow()
     media = covered_media(session, hold.target_kind, hold.target_ref)
     holds = load_holds(session, now)  # once: a device or officer hold covers thousands of recordings

@@ -22,6 +22,15 @@ def media_key(sha256: str) -> str:
     return f"media/sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
+def key_sha256(key: str) -> str | None:
+    """The SHA-256 a content-addressed media key names, or None for any other key."""
+    parts = key.split("/")
+    if len(parts) == 5 and parts[:2] == ["media", "sha256"] and len(parts[4]) == 64 \
+            and parts[2] == parts[4][:2] and parts[3] == parts[4][2:4]:
+        return parts[4]
+    return None
+
+
 def derived_key(sha256: str, name: str) -> str:
     """Key of a derivative (keyframe, contact sheet) of the recording `sha256`."""
     if not _HEX64.match(sha256) or not _SAFE_NAME.match(name) or ".." in name:

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from core.errors import ObjectLocked, SourceMismatch, StorageIntegrityError, StorageUnavailable
-from storage.base import ObjectInfo, StoredObject
+from storage.base import ObjectInfo, StoredObject, key_sha256
 from storage.fixity import sha256_file
 
 COPY_CHUNK = 4 * 1024 * 1024
@@ -146,7 +146,8 @@ class LocalStore:
             return None
         lock = self._read_lock(key)
         until = datetime.fromisoformat(lock["retain_until"]) if lock.get("retain_until") else None
-        return ObjectInfo(key=key, size=st.st_size, sha256=None, retain_until=until,
+        # A media key names the SHA-256 the store proved before linking the object into place.
+        return ObjectInfo(key=key, size=st.st_size, sha256=key_sha256(key), retain_until=until,
                           lock_mode=lock.get("mode"), legal_hold=bool(lock.get("legal_hold")))
 
     def confirm(self, key: str, sha256: str, size: int) -> ObjectInfo:

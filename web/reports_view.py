@@ -17,6 +17,7 @@ from core.settings import Settings
 from reports.context import CoverageOptions
 from reports.coverage import coverage_report
 from reports.i18n import t as report_t
+from reports.numbers import fixed
 from reports.ratio import RatioOptions, ratio_report
 from reports.render import cell as report_cell
 from reports.render import figure_text
@@ -32,6 +33,7 @@ class Bar:
     series: str
     value: float
     pct: float  # of the largest value in the chart
+    text: str = ""  # the value for people: 2 decimals, rounded half up (四舍五入)
 
 
 @dataclass
@@ -79,7 +81,8 @@ def charts(report: Any, lang: str) -> list[ChartView]:
             label = tr(cat) if c.translate_categories else str(cat)
             for series, vals in c.series.items():
                 v = float(vals[i]) if i < len(vals) and vals[i] is not None else 0.0
-                bars.append(Bar(label=label, series=tr(series), value=v, pct=round(100 * max(v, 0) / top, 1)))
+                bars.append(Bar(label=label, series=tr(series), value=v, pct=round(100 * max(v, 0) / top, 1),
+                               text=fixed(v, 2)))
         ref_pct = round(100 * c.reference / top, 1) if c.reference else None
         out.append(ChartView(title=tr(c.key), bars=bars, reference=c.reference, reference_pct=ref_pct,
                              reference_label=tr(c.reference_label) if c.reference_label else ""))

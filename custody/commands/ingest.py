@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from datetime import datetime, tzinfo
 from pathlib import Path
 
@@ -100,8 +101,6 @@ def _simulate_later(app: App, d: Daemon) -> None:
 
 def _dock_simulated(app: App, dev: object, name: str | None = None) -> Path:
     """Build the volume beside the dock root, then rename it in: it appears whole, like a mount."""
-    import uuid
-
 
     root = app.settings.path(app.settings.station.dock_root)
     root.mkdir(parents=True, exist_ok=True)

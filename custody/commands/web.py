@@ -40,7 +40,7 @@ def _admin(app: App, s: Session, capability: str = "users") -> Actor:
 @click.pass_obj
 def serve(app: App, host: str | None, port: int | None) -> None:
     """Start the web app for reviewers, administrators and auditors / 启动网页服务."""
-    import uvicorn
+    import uvicorn  # deferred: the server is loaded only by `serve`
 
 
     app.catalog  # open (and migrate) before the first request, so errors show here

@@ -1,0 +1,195 @@
+"""Issue 17: a custody log no database administrator can rewrite unseen.
+
+Each probe scenario is played against a real catalog (SQLite and PostgreSQL) with a real
+store: `custody verify` (catalog.audit.verify_all) must name it, and must never crash.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select, text, update
+
+from anchor_support import cut_tail, drop_guards, populate, problems, rehash_from, renumber
+from catalog import anchor, custody_log
+from catalog.audit import verify_all
+from catalog.models import ChainHead, CustodyEvent, CustodySignature, utcnow
+
+
+@pytest.fixture
+def app(make_app, catalog_url):  # noqa: ANN001, ANN201
+    a = make_app(catalog_url=catalog_url)
+    populate(a, events=60)
+    assert anchor.write_checkpoint(a, "test") is not None
+    return a
+
+
+def test_clean_log_verifies_and_key_is_private(app) -> None:  # noqa: ANN001
+    rep = verify_all(app, actor="auditor")
+    assert rep.ok, problems(rep)
+    assert rep.events_checked >= 60 and rep.signatures_checked == rep.events_checked
+    assert rep.checkpoints_checked == 1
+    key_file = app.settings.path(app.settings.custody_log.key_file)
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    keys = list(app.store.list_keys(anchor.KEYS))
+    assert len(keys) == 1 and app.station_key.key_id in keys[0]
+    # verify itself anchored the (clean) log again
+    assert len(list(app.store.list_keys(anchor.CHECKPOINTS))) == 2
+
+
+def test_forged_event_and_head_moved(app) -> None:  # noqa: ANN001
+    """An INSERT and an UPDATE, no trigger bypass: hashes are right, the signature is missing."""
+    with app.catalog.sessionmaker() as s:
+        head = s.get(ChainHead, 1)
+        ev = CustodyEvent(seq=head.seq + 1, at=utcnow(), actor="alice", action="unlinked", outcome="ok",
+                          media_id=1, session_id=None, subject="media:1", remote_addr=None, detail={"forged": 1},
+                          prev_hash=head.hash)
+        ev.hash = custody_log.compute_hash(head.hash, custody_log.event_fields(ev))
+        s.add(ev)
+        head.seq, head.hash = ev.seq, ev.hash
+        s.commit()
+        forged = ev.seq
+    rep = verify_all(app, actor="auditor")
+    assert not rep.ok
+    assert f"event {forged}: no station signature" in problems(rep)
+
+
+def test_last_25_deleted_and_head_moved_back(app) -> None:  # noqa: ANN001
+    drop_guards(app)
+    cut_tail(app, 25)
+    with app.catalog.sessionmaker() as s:
+        last = s.execute(select(CustodyEvent.seq, CustodyEvent.hash).order_by(CustodyEvent.seq.desc()).limit(1)).one()
+        s.execute(update(ChainHead).values(seq=last.seq, hash=last.hash))
+        s.commit()
+    rep = verify_all(app, actor="auditor")
+    assert not rep.ok
+    msg = problems(rep)
+    assert "the log ends at event 35 but checkpoint custody-log/checkpoints/" in msg and "events cut or deleted" in msg
+
+
+def test_event_edited_and_later_hashes_recomputed(app) -> None:  # noqa: ANN001
+    drop_guards(app)
+    with app.catalog.sessionmaker() as s:
+        ev = s.execute(select(CustodyEvent).where(CustodyEvent.seq == 10)).scalar_one()
+        ev.detail = {"i": "edited"}
+        s.commit()
+    rehash_from(app, 10)
+    rep = verify_all(app, actor="auditor")
+    msg = problems(rep)
+    assert "event 60 hashes to" in msg and "rewritten or re-hashed" in msg
+    assert "events 10..60: station signature invalid" in msg
+
+
+def test_account_events_erased_and_renumbered(app) -> None:  # noqa: ANN001
+    drop_guards(app)
+    with app.catalog.engine.begin() as c:
+        c.execute(text("DELETE FROM custody_events WHERE actor = 'alice'"))
+    renumber(app)
+    rep = verify_all(app, actor="auditor")
+    msg = problems(rep)
+    assert not rep.ok
+    assert "checkpoint custody-log/checkpoints/" in msg
+    assert "station signature invalid" in msg
+
+
+def test_whole_log_deleted_and_head_reset(app) -> None:  # noqa: ANN001
+    drop_guards(app)
+    with app.catalog.engine.begin() as c:
+        c.execute(text("DELETE FROM custody_events"))
+        c.execute(text(f"UPDATE custody_chain_head SET seq = 0, hash = '{custody_log.GENESIS}'"))
+    rep = verify_all(app, actor="auditor")
+    msg = problems(rep)
+    assert "the log ends at event 0 but checkpoint" in msg
+    assert "media 1: no `stored` event" in msg and "media 3: no `stored` event" in msg
+
+
+def test_dba_cuts_10_and_rehashes_everything(app) -> None:  # noqa: ANN001
+    """The issue's test: drop triggers, cut the last 10 events, recompute every hash and the head."""
+    drop_guards(app)
+    cut_tail(app, 10)
+    rehash_from(app, 1)
+    rep = verify_all(app, actor="auditor")
+    msg = problems(rep)
+    assert "the log ends at event 50 but checkpoint" in msg
+
+
+def test_forged_row_with_next_seq_does_not_stop_the_writer(app) -> None:  # noqa: ANN001
+    """One INSERT with the next seq and a wrong hash: every later write used to fail on UNIQUE(seq)."""
+    with app.catalog.engine.begin() as c:
+        head = c.execute(text("SELECT seq, hash FROM custody_chain_head")).one()
+        c.execute(text("INSERT INTO custody_events (seq, at, actor, action, outcome, detail, prev_hash, hash) "
+                       "VALUES (:s, :at, 'mallory', 'stored', 'ok', '{}', :p, :h)"),
+                  {"s": head.seq + 1, "at": utcnow().replace(tzinfo=None), "p": head.hash, "h": "f" * 64})
+    with app.catalog.session() as s:
+        ev = custody_log.record(s, "viewed", actor="bob", subject="media:1")
+    assert ev.seq == head.seq + 3  # the break is recorded first, at head.seq + 2
+    with app.catalog.session() as s:
+        brk = s.execute(select(CustodyEvent).where(CustodyEvent.seq == head.seq + 2)).scalar_one()
+        assert brk.action == "chain_break" and brk.detail["foreign_seqs"] == [head.seq + 1]
+        assert brk.prev_hash == head.hash
+    rep = verify_all(app, actor="auditor")  # must report, not crash, and log its own run
+    msg = problems(rep)
+    assert f"event {head.seq + 1} (stored) was altered" in msg
+    assert f"event {head.seq + 1}: no station signature" in msg
+    assert "the custody writer found rows it did not write" in msg
+    with app.catalog.session() as s:
+        assert s.execute(select(CustodyEvent.action).order_by(CustodyEvent.seq.desc()).limit(1)).scalar() == "verified"
+
+
+def test_reordered_and_conflicting_rows_are_reported(app) -> None:  # noqa: ANN001
+    drop_guards(app)
+    with app.catalog.engine.begin() as c:  # swap two events' numbers
+        c.execute(text("UPDATE custody_events SET seq = -1 WHERE seq = 20"))
+        c.execute(text("UPDATE custody_events SET seq = 20 WHERE seq = 21"))
+        c.execute(text("UPDATE custody_events SET seq = 21 WHERE seq = -1"))
+        # a row that claims the same predecessor as event 31 (a fork), with a bogus time value
+        h = c.execute(text("SELECT prev_hash FROM custody_events WHERE seq = 31")).scalar_one()
+        c.execute(text("UPDATE custody_events SET prev_hash = :h WHERE seq = 32"), {"h": h})
+    rep = verify_all(app, actor="auditor")
+    msg = problems(rep)
+    assert "event 21 (row id" in msg and "rows reordered or renumbered" in msg
+    assert "event 32 conflicts with event 31" in msg
+
+
+def test_unreadable_row_is_reported_not_a_crash(make_app, sqlite_url) -> None:  # noqa: ANN001
+    a = make_app(catalog_url=sqlite_url)
+    populate(a, events=10)
+    with a.catalog.engine.begin() as c:
+        c.execute(text("INSERT INTO custody_events (seq, at, actor, action, outcome, detail, prev_hash, hash) "
+                       "VALUES (11, 'not a time', 'mallory', 'x', 'ok', '{broken', 'a', 'b')"))
+        c.execute(text("UPDATE custody_chain_head SET seq = 11"))
+    rep = verify_all(a, actor="auditor")
+    assert "event 11 (row id" in problems(rep) and "cannot be read" in problems(rep)
+
+
+def test_forged_checkpoint_with_the_wrong_key_is_rejected(app) -> None:  # noqa: ANN001
+    cp = anchor.write_checkpoint(app, "test")
+    body = dict(cp.body)
+    body["hash"] = "0" * 64
+    rogue = Ed25519PrivateKey.generate()
+    body["sig"] = base64.b64encode(rogue.sign(anchor.checkpoint_message(body))).decode()
+    key = cp.key.replace(".json", "-forged.json")
+    app.store.put_bytes(key, json.dumps(body).encode())
+    rep = verify_all(app, actor="auditor")
+    msg = problems(rep)
+    assert f"checkpoint {key}" in msg and "rejected as forged: signature by key" in msg
+    # the forged checkpoint is not used: the log itself is not blamed
+    assert "rewritten" not in msg
+
+
+def test_checkpoint_from_an_untrusted_station_is_rejected(app) -> None:  # noqa: ANN001
+    rogue = Ed25519PrivateKey.generate()
+    from catalog.stationkey import key_id_of, raw_public
+
+    kid = key_id_of(raw_public(rogue.public_key()))
+    cp = anchor.write_checkpoint(app, "test")
+    body = {**cp.body, "key_id": kid, "seq": 999}
+    body["sig"] = base64.b64encode(rogue.sign(anchor.checkpoint_message(body))).decode()
+    key = f"{anchor.CHECKPOINTS}{body['chain_id']}/{999:015d}-evil-x.json"
+    app.store.put_bytes(key, json.dumps(body).encode())
+    msg = problems(verify_all(app, actor="auditor"))
+    assert "not a trusted station key" in msg and "999" in msg
