@@ -4,7 +4,8 @@ A worker *claims* a job by taking a lease (state running, locked_by, lease_until
 attempts + 1).  On PostgreSQL the candidate row is picked with
 `SELECT ... FOR UPDATE SKIP LOCKED`, so workers on several stations never wait on or
 take the same row; on SQLite every write transaction is exclusive (BEGIN IMMEDIATE)
-and the claim is one conditional UPDATE ... WHERE state = 'pending'.
+and the claim is one conditional UPDATE ... WHERE state = 'pending'.  Each claim records
+the claiming station (`jobs.station`, the catalog's `[station].name`) beside the worker id.
 
 A worker that dies leaves its lease to expire; the next claim retakes the job (the
 attempt is counted, and after `max_attempts` the job fails with the reason).  A worker
@@ -28,7 +29,9 @@ from catalog.models import Job, Media, utcnow
 # ingest and the indexer, which never import retention; the shell runs each kind's worker.
 INDEX_KINDS = ("index", "reindex", "retime")
 RETAIN_KINDS = ("retain",)
-KINDS = (*INDEX_KINDS, *RETAIN_KINDS)
+# fixity: re-read and re-hash one stored object on the rolling schedule (catalog.fixity, issue 16).
+FIXITY_KINDS = ("fixity",)
+KINDS = (*INDEX_KINDS, *RETAIN_KINDS, *FIXITY_KINDS)
 OPEN_STATES = ("pending", "running")
 MAX_BACKOFF_SECONDS = 3600.0
 
@@ -102,7 +105,7 @@ def claim(catalog: Catalog, worker_id: str, lease_seconds: float, max_attempts: 
         res = s.execute(
             update(Job).where(Job.id == job.id, _claimable(now))
             .values(state="running", locked_by=worker_id, lease_until=now + timedelta(seconds=lease_seconds),
-                    attempts=Job.attempts + 1, updated_at=now,
+                    attempts=Job.attempts + 1, updated_at=now, station=catalog.station,
                     last_error=(f"retaken after the lease of {job.locked_by} expired" if retaken else Job.last_error))
             .execution_options(synchronize_session=False)
         )

@@ -308,9 +308,12 @@ def redact_video(src: Path, out: Path, plan: Plan, detector: FaceDetector | None
         raise CustodyError(f"odd frame size {info.width}x{info.height} is not supported / 不支持奇数尺寸")
     W, H, fps = info.width, info.height, info.fps
     every = plan.detect_every or max(1, round(fps / DETECTIONS_PER_SECOND))
+    # Frame-aligned instants, so that a frame's time in the log is the time it was shown.
+    on_frame = lambda t: round(t * fps) / fps  # noqa: E731
     # Boxes drawn before the segment starts are followed from where they were drawn.
-    track_from = min([plan.start] + [b.t for b in plan.boxes if b.track and b.t < plan.start])
-    pre = plan.start - track_from
+    track_from = on_frame(min([plan.start] + [b.t for b in plan.boxes if b.track and b.t < plan.start]))
+    seg_start = on_frame(plan.start)
+    pre = seg_start - track_from
     length = (end - track_from) if end is not None else None
     dec_cmd = ["ffmpeg", "-nostdin", "-v", "error", "-ss", f"{track_from:.3f}", "-i", str(src)]
     dec_cmd += (["-t", f"{length:.3f}"] if length is not None else [])
@@ -318,8 +321,8 @@ def redact_video(src: Path, out: Path, plan: Plan, detector: FaceDetector | None
     enc_cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
                "-s", f"{W}x{H}", "-r", f"{fps:.6f}", "-i", "-"]
     if info.has_audio:
-        enc_cmd += ["-ss", f"{plan.start:.3f}"] + (["-t", f"{end - plan.start:.3f}"] if end is not None else [])
-        enc_cmd += ["-i", str(src), "-map", "0:v:0", "-map", "1:a:0"] + AUDIO_CODEC + _mute_filter(plan.mute, plan.start)
+        enc_cmd += ["-ss", f"{seg_start:.3f}"] + (["-t", f"{end - seg_start:.3f}"] if end is not None else [])
+        enc_cmd += ["-i", str(src), "-map", "0:v:0", "-map", "1:a:0"] + AUDIO_CODEC + _mute_filter(plan.mute, seg_start)
     else:
         enc_cmd += ["-map", "0:v:0"]
     enc_cmd += VIDEO_CODEC + ["-map_metadata", "-1", "-map_chapters", "-1", "-movflags", "+faststart",
@@ -423,7 +426,7 @@ def redact_video(src: Path, out: Path, plan: Plan, detector: FaceDetector | None
     seconds = time.monotonic() - started
     return {
         "kind": "video",
-        "segment": {"from": plan.start, "to": plan.start + written / fps},
+        "segment": {"from": round(seg_start, 6), "to": round(seg_start + written / fps, 6)},
         "output": {"container": "mp4", "encoder": ENCODER, "width": W, "height": H, "fps": round(fps, 3),
                    "frames": written, "audio": info.has_audio},
         "faces": ({"detector": detector.describe() if detector else None, "detect_every_frames": every,

@@ -127,8 +127,9 @@ def test_cli_json_states_period_standard_and_counted_data(year: Any) -> None:
     st = doc["statement"]
     assert st["period"]["from"] == "2021-01-01" and st["period"]["start_utc"] == "2020-12-31T16:00:00+00:00"
     assert st["standard"]["upload_deadline_hours"] == 24 and st["standard"]["min_recording_officers"] == 2
-    assert st["counted"]["inspection_count"] == 12 and len(st["definitions"]) == 7
-    assert doc["figures"]["inspections_covered"] == {"value": 9, "of": 12, "share": 0.75, "listed_in": "inspections"}
+    assert st["counted"]["inspection_count"] == 12 and len(st["definitions"]) == 8
+    assert doc["figures"]["inspections_covered"] == {"value": 9, "of": 12, "share": 0.75, "share_raw": 0.75,
+                                                       "listed_in": "inspections"}
     assert set(doc["details"]) == {"inspections", "fewer_than_two_officers", "late_uploads", "undocked_devices",
                                    "clock_errors", "unlinked", "unplayable"}
 

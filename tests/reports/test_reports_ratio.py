@@ -52,7 +52,9 @@ def test_bureau_2021_meets_one_camera_per_four_officers(bureau: Any) -> None:
     assert set(total) >= {"unit", "officers", "devices", "officers_per_device", "standard", "meets", "shortfall"}
     assert (rows[OFFICE]["officers"], rows[OFFICE]["devices"]) == (4, 2)
     assert (rows[BRIGADE]["officers"], rows[BRIGADE]["devices"]) == (25, 14)
-    assert (rows[BUREAU]["officers"], rows[BUREAU]["devices"]) == (0, 0)  # the parent holds nobody itself
+    # The parent's row is the subtotal of its subtree; it holds nobody itself.
+    assert (rows[BUREAU]["officers"], rows[BUREAU]["devices"], rows[BUREAU]["subtotal"]) == (29, 16, True)
+    assert (rows[BUREAU]["own_officers"], rows[BUREAU]["own_devices"]) == (0, 0)
     # The statement traces the number: date, standard and what was counted or left out, and why.
     st = doc["statement"]
     assert st["at"] == "2021-06-30" and st["standard"]["total"] == 4.0

@@ -23,6 +23,8 @@ from catalog.models import (
     Unit,
     utcnow,
 )
+from retention import holds as retention_holds
+from retention import plan as retention_plan
 from web import reports_view, trail
 from web.accounts_admin import CHANGES, apply_change
 from web.auth import Viewer, allow
@@ -118,13 +120,10 @@ def retention(request: Request, viewer: Viewer = Depends(allow("retention", "hol
 @router.post("/holds")
 def add_hold(request: Request, target_kind: str = Form(""), target_ref: str = Form(""), reason: str = Form(""),
              viewer: Viewer = Depends(allow("hold"))) -> Response:
-    from retention.holds import add_hold as retention_add_hold
-    from retention.holds import mirror_hold
-
     app: App = request.app.state.custody
     with app.catalog.session() as s:
-        hold = retention_add_hold(s, viewer.actor, target_kind, target_ref, reason)
-        mirror_hold(app, s, hold, viewer.actor)  # the store's legal-hold flag follows at once
+        hold = retention_holds.add_hold(s, viewer.actor, target_kind, target_ref, reason)
+        retention_holds.mirror_hold(app, s, hold, viewer.actor)  # the store's legal-hold flag follows at once
         trail.record(s, viewer, "admin_change", subject=f"hold:{hold.id}",
                      detail={"change": "hold_added", "target": f"{hold.target_kind}:{hold.target_ref}"})
     return RedirectResponse("/admin/retention", status_code=303)
@@ -133,13 +132,10 @@ def add_hold(request: Request, target_kind: str = Form(""), target_ref: str = Fo
 @router.post("/holds/{hold_id}/release")
 def release_hold(request: Request, hold_id: int, reason: str = Form(""),
                  viewer: Viewer = Depends(allow("hold"))) -> Response:
-    from retention.holds import mirror_hold
-    from retention.holds import release_hold as retention_release_hold
-
     app: App = request.app.state.custody
     with app.catalog.session() as s:
-        hold = retention_release_hold(s, viewer.actor, hold_id, reason)
-        mirror_hold(app, s, hold, viewer.actor)  # the store's legal-hold flag follows at once
+        hold = retention_holds.release_hold(s, viewer.actor, hold_id, reason)
+        retention_holds.mirror_hold(app, s, hold, viewer.actor)  # the store's legal-hold flag follows at once
         trail.record(s, viewer, "admin_change", subject=f"hold:{hold.id}",
                      detail={"change": "hold_released", "target": f"{hold.target_kind}:{hold.target_ref}"})
     return RedirectResponse("/admin/retention", status_code=303)
@@ -147,11 +143,9 @@ def release_hold(request: Request, hold_id: int, reason: str = Form(""),
 
 @router.post("/plans/{plan_id}/approve")
 def approve_plan(request: Request, plan_id: int, viewer: Viewer = Depends(allow("retention"))) -> Response:
-    from retention.plan import approve_plan as retention_approve
-
     app: App = request.app.state.custody
     with app.catalog.session() as s:
-        plan = retention_approve(app, s, viewer.actor, plan_id)
+        plan = retention_plan.approve_plan(app, s, viewer.actor, plan_id)
         trail.record(s, viewer, "admin_change", subject=f"plan:{plan.id}", detail={"change": "plan_approved"})
     return RedirectResponse("/admin/retention", status_code=303)
 
