@@ -57,12 +57,13 @@ def offload_child(src: str, spool: str) -> None:
     """Runs in a child process so its peak RSS is its own."""
     from ingest import volume as vol
     from ingest.offload import copy_and_hash
+    from ingest.spool import Spool
 
     p = Path(src)
     st = os.lstat(p)
     e = vol.Entry(p.name, os.fsencode(p), "file", st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
     t = time.perf_counter()
-    r = copy_and_hash(e, p.parent, Path(spool))
+    r = copy_and_hash(e, p.parent, Spool(Path(spool)))
     dt = time.perf_counter() - t
     print(json.dumps({"seconds": dt, "sha256": r.sha256, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 

@@ -66,6 +66,7 @@ class Proposal:
     score: float
     reason: str
     strong: bool = True
+    gap: float = 0.0  # seconds between the recording and the case window (0: they overlap)
 
     def candidate(self) -> dict[str, Any]:
         return {"case_no": self.case.case_no, "score": round(self.score, 3), "reason": self.reason}
@@ -140,6 +141,9 @@ def clock_known(session: Session, media: Media) -> bool:
         return False
     dev = session.get(Device, media.device_id)
     return dev is not None and dev.last_clock_offset_seconds is not None
+
+
+DURATION_IMPLAUSIBLE = "duration_implausible"  # flag set by indexer/timing.py (issue 17)
 
 
 def _interval(media: Media) -> tuple[datetime, datetime] | None:
@@ -250,7 +254,7 @@ def _score(settings: Settings, rec: tuple[datetime, datetime], case: Case, who: 
         b = who.officer.badge
         reason = _bi(f"自动: {b} ({who.zh}) 为 {case.case_no} 执法人员; {when_zh}",
                      f"auto: {b} ({who.en}) is an officer of {case.case_no}; {when_en}")
-    return Proposal(case, "auto", round(score, 3), reason, strong)
+    return Proposal(case, "auto", round(score, 3), reason, strong, gap)
 
 
 def _family(case: Case) -> int:
@@ -274,6 +278,15 @@ def _decide(session: Session, settings: Settings, media: Media, decided: set[int
     rec = _interval(media)
     if rec is None:
         return _Decision()
+    if DURATION_IMPLAUSIBLE in (media.flags or []):
+        # The container's duration could not be this recording's (indexer/timing.py bounds it):
+        # its interval is not known, so time never links it; a person decides from the candidates.
+        point = (rec[0], rec[0])
+        props = [p for c in _overlapping_cases(session, settings, point, who.officer.id if who.officer else None)
+                 if c.id not in decided and (p := _score(settings, point, c, who, tz))]
+        why = (media.flag_reasons or {}).get(DURATION_IMPLAUSIBLE, "")
+        return _Decision(review=_bi(f"录像时长不可信, 不按时间自动关联: {why}",
+                                    f"implausible duration, never linked by time: {why}"), candidates=props)
     if who.officer is None:
         others = [c for c in _overlapping_cases(session, settings, rec, None) if c.id not in decided]
         props = [p for c in others if (p := _score(settings, rec, c, None, tz))]
@@ -292,10 +305,22 @@ def _decide(session: Session, settings: Settings, media: Media, decided: set[int
                          candidates=props)
     strong = [p for p in props if p.strong]
     chosen = strong or props
-    if len({_family(p.case) for p in chosen}) == 1:
+    families = {_family(p.case) for p in chosen}
+    if len(families) > 1:
+        nos = ", ".join(p.case.case_no for p in chosen)
+        return _Decision(review=_bi(f"时段重叠的多个案件: {nos}", f"overlapping cases: {nos}"), candidates=props)
+    # One family is nearest; another one just as near (a few seconds past the clock tolerance, in
+    # the gap between back-to-back inspections) is no reason to pick the nearer: a person decides.
+    tie = settings.linking.equal_fit_seconds
+    best = min(p.gap for p in chosen)
+    rivals = [p for p in props if _family(p.case) not in families and p.gap - best <= tie] if tie > 0 else []
+    if not rivals:
         return _Decision(links=chosen)
-    nos = ", ".join(p.case.case_no for p in chosen)
-    return _Decision(review=_bi(f"时段重叠的多个案件: {nos}", f"overlapping cases: {nos}"), candidates=props)
+    near = sorted(chosen + rivals, key=lambda p: (p.gap, p.case.case_no))
+    nos = ", ".join(p.case.case_no for p in near)
+    return _Decision(review=_bi(f"多个案件与录像吻合程度相近 (距离相差不超过 {tie:g} 秒): {nos}",
+                                f"cases fit about equally well (distances within {tie:g} s of each other): {nos}"),
+                     candidates=sorted(props, key=lambda p: (p.gap, p.case.case_no)))
 
 
 def _no_officer_match(session: Session, settings: Settings, media: Media, rec: tuple[datetime, datetime],

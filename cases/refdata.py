@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from core.errors import CustodyError
 from core.settings import Settings
 from catalog import custody_log
+from catalog.duty import enforce_duty, station_today
 from catalog.models import Case, CaseOfficer, Device, DeviceAssignment, Media, Officer, Unit
 
 KINDS = ("units", "officers", "devices", "assignments", "cases")
@@ -786,9 +787,18 @@ def import_file(session: Session, settings: Settings, kind: str, path: Path, act
         raise CustodyError(f"unknown import {kind!r}; choose one of {', '.join(KINDS)}")
     if not path.is_file():
         raise CustodyError(f"{path}: no such file")
-    raw = path.read_bytes()
-    rep = ImportReport(kind=kind, file=str(path), sha256=hashlib.sha256(raw).hexdigest())
-    rows, errors = read_rows(raw, path.suffix, kind)
+    return import_bytes(session, settings, kind, path.read_bytes(), str(path), actor, suffix=path.suffix)
+
+
+def import_bytes(session: Session, settings: Settings, kind: str, raw: bytes, source: str, actor: str,
+                 suffix: str = ".json") -> ImportReport:
+    """`import_file` for data that is not a file (the case push API, issue 15): the same rows, checks
+    and all-or-nothing rule; `source` names where it came from in the report and the custody log."""
+    if kind not in KINDS:
+        raise CustodyError(f"unknown import {kind!r}; choose one of {', '.join(KINDS)}")
+    path = source
+    rep = ImportReport(kind=kind, file=source, sha256=hashlib.sha256(raw).hexdigest())
+    rows, errors = read_rows(raw, suffix, kind)
     warnings: list[RowError] = []
     if kind == "cases":
         plans = _plan_cases(session, rows, settings, errors, warnings)
@@ -802,6 +812,9 @@ def import_file(session: Session, settings: Settings, kind: str, path: Path, act
     session.flush()
     rep.relinked = _relink_after(session, settings, kind, plans, applied)
     custody_log.record(session, "imported", actor=actor, subject=f"refdata:{kind}", detail=rep.as_dict())
+    if kind == "officers":  # access follows duty: accounts of revoked/ended certificates stop working
+        for username, why in enforce_duty(session, station_today(settings.tz), by=actor):
+            rep.notes.append(f"account {username} disabled: {why}")
     return rep
 
 
@@ -813,6 +826,6 @@ def record_rejected(session: Session, kind: str, path: Path, actor: str, err: Im
                                "errors": [str(e) for e in err.errors[:50]], "error_count": len(err.errors)})
 
 
-__all__ = ["COLUMNS", "KINDS", "ImportRejected", "ImportReport", "RowError", "import_file", "read_rows",
+__all__ = ["COLUMNS", "KINDS", "ImportRejected", "ImportReport", "RowError", "import_bytes", "import_file", "read_rows",
            "record_rejected"]
 

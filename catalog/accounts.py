@@ -22,8 +22,8 @@ ROLES = ("inspector", "reviewer", "administrator", "auditor")
 # What each role may do; a route or command names the capability it needs.
 CAPABILITIES: dict[str, set[str]] = {
     "inspector": {"view_own"},
-    "reviewer": {"view", "stream", "link", "export", "tag", "review"},
-    "administrator": {"view", "stream", "link", "export", "tag", "review", "admin", "retention", "hold",
+    "reviewer": {"view", "stream", "link", "export", "tag", "review", "share"},
+    "administrator": {"view", "stream", "link", "export", "tag", "review", "share", "admin", "retention", "hold",
                       "correct_clock", "import", "reports", "users"},
     "auditor": {"view", "audit", "reports"},
     # An operating-system user at the station with no account: may read, may not change evidence.

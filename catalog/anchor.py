@@ -21,15 +21,16 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog import custody_log
-from catalog.models import ChainHead, LogAnchor, utcnow
+from catalog.models import ChainHead, DockSession, LogAnchor, utcnow
 from catalog.stationkey import Keyring, configured_keyring, public_from_text
 from core.errors import CustodyError
 
@@ -142,6 +143,32 @@ class Checkpointer:
 
     def tick(self) -> Checkpoint | None:
         return self.checkpoint("periodic") if self.due() else None
+
+
+def run_worker(app: Any, stop_event: threading.Event, worker_id: str) -> None:
+    """The daemon's anchor thread: a checkpoint whenever a dock of this station ends, at least
+    every `checkpoint_minutes` while the log grows, and one when the station stops."""
+    cp = Checkpointer(app)
+    poll = max(0.2, min(5.0, app.settings.station.poll_seconds))
+    seen = _last_dock_end(app)
+    while not stop_event.wait(poll):
+        try:
+            ended = _last_dock_end(app)
+        except Exception as e:  # noqa: BLE001 - catalog briefly away: try again
+            log.warning("anchor %s: catalog unavailable: %s", worker_id, e)
+            continue
+        if ended is not None and (seen is None or ended > seen):
+            seen = ended
+            cp.checkpoint("dock")
+        else:
+            cp.tick()
+    cp.checkpoint("shutdown")
+
+
+def _last_dock_end(app: Any) -> datetime | None:
+    with app.catalog.session() as s:
+        return s.execute(select(func.max(DockSession.ended_at))
+                         .where(DockSession.station == app.station)).scalar()
 
 
 # --------------------------------------------------------------------------- reading

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from catalog.anchor import publish_key
 from catalog.db import Catalog
 from catalog.stationkey import StationKey, station_key
 from core.settings import Settings, load_settings
@@ -29,7 +30,9 @@ class App:
     @cached_property
     def station_key(self) -> StationKey:
         """This station's custody-log signing key (`[custody_log].key_file`, created on first use)."""
-        return station_key(self.settings)
+        key = station_key(self.settings)
+        key.on_first_use = lambda: publish_key(self)
+        return key
 
     @cached_property
     def store(self) -> ObjectStore:

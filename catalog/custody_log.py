@@ -123,9 +123,21 @@ def record(
     `chain_break` event naming them is written first, so one forged row cannot stop every
     later write and the break stays on the record.
     """
-    head = session.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()).scalar_one()
+    head = session.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()).scalar_one_or_none()
     top = session.execute(select(func.max(CustodyEvent.seq))).scalar()
-    if isinstance(top, int) and top > head.seq:
+    if head is None:  # someone deleted the head row: take it up again from the last event, on the record
+        last = session.execute(select(CustodyEvent.seq, CustodyEvent.hash).order_by(CustodyEvent.seq.desc())
+                               .limit(1)).first()
+        head = ChainHead(id=1, seq=last.seq if last else 0, hash=last.hash if last else GENESIS)
+        session.add(head)
+        session.flush()
+        log.error("custody log: the chain head row was missing; taken up again after event %s",
+                  last.seq if last else 0)
+        _append(session, head, (top if isinstance(top, int) else 0) + 1, "chain_break", actor="custody-writer",
+                outcome="failed", media_id=None, session_id=None, subject="custody-log", remote_addr=None,
+                detail={"head_seq": None, "foreign_seqs": [], "last_seq": last.seq if last else 0,
+                        "reason": "the chain head row was missing"}, at=None)
+    elif isinstance(top, int) and top > head.seq:
         foreign = session.execute(select(CustodyEvent.seq).where(CustodyEvent.seq > head.seq)
                                   .order_by(CustodyEvent.seq).limit(100)).scalars().all()
         log.error("custody log: rows %s lie beyond the chain head (seq %s): they were not written by the custody "
@@ -177,10 +189,8 @@ class _Runs:
             self.cur = None
 
 
-_COLS = (CustodyEvent.id, CustodyEvent.seq, CustodyEvent.at, CustodyEvent.actor, CustodyEvent.action,
-         CustodyEvent.outcome, CustodyEvent.media_id, CustodyEvent.session_id, CustodyEvent.subject,
-         CustodyEvent.remote_addr, CustodyEvent.detail, CustodyEvent.prev_hash, CustodyEvent.hash,
-         CustodyEvent.station)
+# Every column: rows carry the model's attribute names, so event_fields() reads them as it reads events.
+_COLS = tuple(CustodyEvent.__table__.c)
 
 
 def _read_batch(session: Session, after: int, batch: int) -> list[Any]:
@@ -204,10 +214,7 @@ def _read_batch(session: Session, after: int, batch: int) -> list[Any]:
 
 
 def _fields(row: Any) -> dict[str, Any]:
-    return {"seq": row.seq, "at": row.at.isoformat(timespec="microseconds"), "actor": row.actor,
-            "action": row.action, "outcome": row.outcome, "media_id": row.media_id, "session_id": row.session_id,
-            "subject": row.subject, "remote_addr": row.remote_addr, "detail": row.detail or {}, **(
-                {"station": row.station} if row.station is not None else {})}
+    return event_fields(row)  # exactly what the writer hashed
 
 
 def verify_chain(session: Session, batch: int = 5000, keyring: Any = None, signed_from: int = 1) -> ChainReport:
@@ -281,8 +288,9 @@ def verify_chain(session: Session, batch: int = 5000, keyring: Any = None, signe
                 _note_replaced(rep, row.detail)
             if row.action == "chain_break":
                 d = row.detail or {}
-                rep.problems.append(f"custody log: event {seq}: the custody writer found rows it did not write "
-                                    f"beyond the chain head (seq {d.get('head_seq')}): {d.get('foreign_seqs')}")
+                rep.problems.append(f"custody log: event {seq}: the custody writer recorded a break: "
+                                    f"{d.get('reason')} (head at {d.get('head_seq')}, foreign rows "
+                                    f"{d.get('foreign_seqs')})")
             prev_prev, prev_hash = prev_hash, row.hash
             expected_seq, last_id, after = seq + 1, row.id, seq
             rep.last_seq, rep.last_hash = seq, row.hash

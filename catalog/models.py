@@ -139,6 +139,7 @@ class DockSession(Base):
     bytes_total: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    kind: Mapped[str] = mapped_column(String(16), default="dock")  # dock|field_upload (issue 15)
     device: Mapped[Device | None] = relationship()
 
 
@@ -373,6 +374,64 @@ class Redaction(Base):
     approved_at: Mapped[datetime | None] = mapped_column()
 
 
+class Share(Base):
+    """A revocable link through which a recipient with no account downloads evidence (issue 18).
+
+    Only the SHA-256 of the link's token is kept (the link is shown once, at creation), and an
+    argon2 hash of the access code when one is set.  What the recipient does (views,
+    downloads, refusals) is written to the custody log with subject `share:<id>`.
+    """
+
+    __tablename__ = "shares"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    recipient: Mapped[str] = mapped_column(String(200))
+    recipient_kind: Mapped[str] = mapped_column(String(16))  # public|court|prosecutor|reconsideration|complainant
+    content: Mapped[str] = mapped_column(String(16))  # originals|redacted
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    created_by: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    code_hash: Mapped[str | None] = mapped_column(Text)
+    max_downloads: Mapped[int | None] = mapped_column(Integer)
+    downloads: Mapped[int] = mapped_column(Integer, default=0)
+    failed_code_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    code_locked_until: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class ShareItem(Base):
+    """One recording in a share, with the hash and size it had when shared."""
+
+    __tablename__ = "share_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    share_id: Mapped[int] = mapped_column(ForeignKey("shares.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id"), index=True)
+    original_media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id"))  # a redacted copy's original
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("share_id", "media_id"),)
+
+
+class ShareGrant(Base):
+    """The right of one account to share originals (court/prosecutor/reconsideration), given by an
+    administrator; revoking keeps the row."""
+
+    __tablename__ = "share_grants"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    right: Mapped[str] = mapped_column(String(32), default="share_originals")
+    reason: Mapped[str | None] = mapped_column(Text)
+    granted_by: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
 # --------------------------------------------------------------------------- accounts & retention
 class Account(Base):
     __tablename__ = "accounts"
@@ -389,6 +448,14 @@ class Account(Base):
     officer_badge: Mapped[str | None] = mapped_column(String(32))  # an inspector's own officer number
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(64))
+    # issue 17 (0009_access): access follows duty, TOTP second factor, access review
+    disabled_at: Mapped[datetime | None] = mapped_column()
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    last_login_at: Mapped[datetime | None] = mapped_column()
+    totp_secret: Mapped[str | None] = mapped_column(String(64))  # base32; set at enrolment, confirmed by a code
+    totp_enrolled_at: Mapped[datetime | None] = mapped_column()
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # a code is accepted once (no replay)
+    recovery_codes: Mapped[list[Any] | None] = mapped_column()  # SHA-256 of unused one-time recovery codes
 
 
 class LoginSession(Base):
@@ -401,6 +468,20 @@ class LoginSession(Base):
     expires_at: Mapped[datetime] = mapped_column()
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     revoked_at: Mapped[datetime | None] = mapped_column()
+    mfa_pending: Mapped[bool] = mapped_column(Boolean, default=False)  # password checked, second factor not yet
+
+
+class LoginFailure(Base):
+    """Wrong passwords per (account name, remote address): the lockout is per pair, so an
+    outsider who knows a name locks only their own address out (issue 17)."""
+    __tablename__ = "login_failures"
+    __table_args__ = (UniqueConstraint("username", "remote_addr", name="uq_login_failures_pair"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    remote_addr: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column()
 
 
 class Hold(Base):
@@ -519,6 +600,65 @@ class LogAnchor(Base):
     chain_id: Mapped[str] = mapped_column(String(32))
     signed_from: Mapped[int] = mapped_column(BigInteger, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --------------------------------------------------------------------------- field upload & API (issue 15)
+class DeviceToken(Base):
+    """A terminal's upload token (`custody devices enrol`): only its SHA-256 is kept."""
+
+    __tablename__ = "device_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    last_used_at: Mapped[datetime | None] = mapped_column()
+
+
+class ApiToken(Base):
+    """A token the enforcement system pushes cases with, acting as one account (its role decides)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    last_used_at: Mapped[datetime | None] = mapped_column()
+
+
+class FieldUpload(Base):
+    """One tus upload from a terminal: receiving -> complete -> stored (or rejected/expired/terminated).
+
+    `offset` is the durable offset: bytes up to it are fsynced in the spool before it advances.
+    """
+
+    __tablename__ = "field_uploads"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    upload_id: Mapped[str] = mapped_column(String(64), unique=True)  # the random id in the upload URL
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("device_tokens.id"))
+    station: Mapped[str] = mapped_column(String(64), index=True)  # whose spool holds the bytes
+    length: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    upload_meta: Mapped[dict[str, Any]] = mapped_column(default=dict)  # tus Upload-Metadata, decoded
+    filename: Mapped[str | None] = mapped_column(Text)
+    recorded_at_text: Mapped[str | None] = mapped_column(String(64))  # the device's recording time, as sent
+    client_sha256: Mapped[str | None] = mapped_column(String(64))
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)  # ours, computed while writing
+    state: Mapped[str] = mapped_column(String(16), default="receiving", index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("dock_sessions.id"))
+    media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id"))
 
 
 # --------------------------------------------------------------------------- stations (issue 16)

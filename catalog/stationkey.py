@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,10 @@ class StationKey:
         self.station = station
         self._key: Ed25519PrivateKey | None = None
         self._lock = threading.Lock()
+        # Called once, before the first signature of this process: the App publishes the public
+        # key in the store there, so other stations' `custody verify` can trust what it signs.
+        self.on_first_use: Callable[[], None] | None = None
+        self._announced = False
 
     def _load(self) -> Ed25519PrivateKey:
         with self._lock:
@@ -74,7 +79,15 @@ class StationKey:
         return base64.b64encode(self.public_raw).decode()
 
     def sign(self, message: bytes) -> str:
-        return base64.b64encode(self._load().sign(message)).decode()
+        key = self._load()
+        if not self._announced:
+            self._announced = True
+            if self.on_first_use is not None:
+                try:
+                    self.on_first_use()
+                except Exception as e:  # noqa: BLE001 - the store may be down; checkpoints publish it later
+                    log.warning("station key %s not published yet: %s", self.key_id, e)
+        return base64.b64encode(key.sign(message)).decode()
 
 
 def load_or_create(path: Path) -> Ed25519PrivateKey:

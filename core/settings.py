@@ -98,6 +98,12 @@ class LinkingSettings(_Section):
     case_no_pattern: str = r"[A-Z]{2,6}-\d{4}-\d{2,8}|[\u4e00-\u9fff]{1,10}〔\d{4}〕\d{1,6}号"
     # Case kinds linked by officer + time; others (penalty files spanning weeks) by name, sidecar or hand.
     auto_kinds: list[str] = Field(default_factory=lambda: ["inspection", "coercive"])
+    equal_fit_seconds: float = Field(
+        default=60.0, ge=0,
+        description="Two unrelated cases fit a recording 'about equally well' when the recording's distances "
+                    "from their windows (0 when it overlaps a window) differ by at most this many seconds; the "
+                    "recording then goes to the review queue with both candidates instead of being linked to "
+                    "the nearer one. 0 turns the rule off (only several strong candidates are doubtful).")
 
 
 class ReportSettings(_Section):
@@ -121,8 +127,28 @@ class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
     session_hours: float = 8.0
-    lockout_failures: int = 5
+    lockout_failures: int = 5  # wrong passwords from one address for one account -> that pair is locked
     lockout_minutes: float = 15.0
+    # issue 17: access follows duty, MFA, rate limits, TLS (docs/web.md "Hardening")
+    require_mfa_for: list[str] = Field(default_factory=list)  # roles that must pass TOTP, e.g. administrator
+    login_per_minute_per_address: int = 20  # login POSTs; more answer 429
+    login_per_minute_per_account: int = 10
+    anonymous_per_minute_per_address: int = 120  # requests without a valid login session
+    password_checks_at_once: int = 2  # concurrent argon2 verifications (64 MiB each)
+    unknown_source_delay_seconds: float = 2.0  # max answer delay for an account under attack from new addresses
+    review_unused_days: int = 90  # `custody users review`: accounts not used for this long
+    production: bool = False  # cookies always Secure; refuse plain HTTP unless behind_tls_proxy
+    behind_tls_proxy: bool = False  # a TLS-terminating reverse proxy sets X-Forwarded-For/-Proto
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"])  # whose forwarded headers count
+    certfile: Path | None = None  # `custody serve` speaks HTTPS with these (or --certfile/--keyfile)
+    keyfile: Path | None = None
+    hsts_seconds: int = 31536000
+
+
+class FieldUploadSettings(_Section):
+    """Field upload from enrolled terminals over tus 1.0 (issue 15, docs/field-upload.md)."""
+    upload_expiry_hours: float = 24.0  # an incomplete upload untouched this long is removed (custody event)
+    max_upload_bytes: int = 64 * 1024 * 1024 * 1024  # Tus-Max-Size: larger uploads are refused at creation
 
 
 class CustodyLogSettings(_Section):
@@ -147,6 +173,7 @@ class Settings(_Section):
     reports: ReportSettings = Field(default_factory=ReportSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    field_upload: FieldUploadSettings = Field(default_factory=FieldUploadSettings)
 
     # Where the file was read from; relative config paths (profiles, rules) use it.
     config_path: Path | None = None

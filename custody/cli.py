@@ -32,6 +32,8 @@ COMMANDS: dict[str, Entry] = {
     "ingest": Entry("ingest", "Offload one device volume once / 对单个设备卷执行一次导入."),
     "simulate-dock": Entry("ingest", "Write a realistic simulated device volume / 生成模拟设备卷."),
     "verify": Entry("ingest", "Re-hash stored objects and check the custody log / 校验存储对象与监管链."),
+    "stations": Entry("stations", "Every station on the catalog: heartbeat, docks, spool, failures / 各采集站状态."),
+    "station": Entry("stations", "Install this station: systemd, udev, mount helper, config / 安装采集站."),
     # index
     "media": Entry("media", "Recordings: list, show, keyframes / 录像列表、详情与关键帧."),
     "index": Entry("media", "Run the job queue by hand / 手动执行索引任务."),
@@ -50,9 +52,20 @@ COMMANDS: dict[str, Entry] = {
     "tag": Entry("retention", "Reviewer flags with retention meaning / 审核标记."),
     "storage": Entry("retention", "Object store checks / 存储自检."),
     "export": Entry("web", "Export a case as a BagIt package / 导出案件证据包."),
+    "share": Entry("share", "Revocable links for recipients, receipts / 分享证据与回执."),
+    "redact": Entry("disclose", "Make a redacted derived copy (original untouched) / 生成打码衍生副本."),
+    "redaction": Entry("disclose", "Redacted copies: show the log, approve / 处理副本:查看与批准."),
     # people and the web app
     "users": Entry("web", "Accounts and roles / 账号管理."),
     "serve": Entry("web", "Start the web app / 启动网页服务."),
+    # machines: terminals that upload from the field, the enforcement system's API (issue 15)
+    "devices": Entry("devices", "Enrol terminals for field upload / 终端登记与上传令牌."),
+    "api-token": Entry("devices", "API tokens for the enforcement system / 接口令牌."),
+    # the custody log's anchors and the catalog's recoverability
+    "log": Entry("logs", "Custody log checkpoints, export, station key / 监管日志锚定与导出."),
+    "backup": Entry("logs", "Back the catalog up into the store / 目录库备份."),
+    "restore": Entry("logs", "Restore a backup into an empty catalog / 从备份恢复目录库."),
+    "catalog": Entry("logs", "Rebuild the catalog from the store / 从对象存储重建目录库."),
 }
 
 

@@ -10,6 +10,7 @@ import os
 import socket
 from collections.abc import Collection
 
+from catalog import anchor, fixity
 from catalog.app import App
 from indexer import worker as index_worker
 from ingest.daemon import Daemon, JobWorker
@@ -19,7 +20,10 @@ from retention import jobs as retain_worker
 def job_workers(app: App) -> list[JobWorker]:
     """Who works the queue in the daemon: `[indexer].workers` indexers and one retention worker."""
     n = app.settings.indexer.workers
-    return [("indexer", index_worker.run_worker, n), ("retention", retain_worker.run_worker, 1 if n > 0 else 0)]
+    return [("indexer", index_worker.run_worker, n), ("retention", retain_worker.run_worker, 1 if n > 0 else 0),
+            ("fixity", fixity.run_worker, app.settings.fixity.workers if n > 0 else 0),
+            # custody-log checkpoints (issue 17); the daemon counts every worker as "indexing", hence n > 0
+            ("anchor", anchor.run_worker, 1 if n > 0 else 0)]
 
 
 def daemon(app: App, *, exit_when_idle: bool = False) -> Daemon:

@@ -8,7 +8,7 @@ How a video is processed (two ffmpeg processes around a Python loop):
            boxes between two detections interpolated (faces matched by overlap; a face seen at
            only one end is held over the whole gap, so nothing flickers unblurred), manual boxes
            followed frame by frame by template matching, every box blurred (mosaic + smoothing)
-        -> ffmpeg (libx264 CRF 20 veryfast, yuv420p) + the original's audio of the same segment
+        -> ffmpeg (libx264 CRF 20 superfast, yuv420p) + the original's audio of the same segment
            (AAC 128 kb/s, `volume=0` over each muted range) -> MP4, container metadata dropped
            (no GPS, no device tags), faststart.
 
@@ -28,6 +28,7 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,13 +37,14 @@ from core.errors import CustodyError
 from disclose.faces import Box, FaceDetector
 
 FACE_GROW = 0.25  # face boxes grown by a quarter of their size on every side
-BOX_GROW = 0.05  # manual boxes: drawn by a person, a small margin only
+BOX_GROW = 0.05
+BLUR_CELLS = 4  # manual boxes: drawn by a person, a small margin only
 DETECTIONS_PER_SECOND = 6
 TRACK_WIDTH = 640  # manual boxes are followed on the luma plane scaled to this width
 TRACK_MIN_SCORE = 0.5  # below this the box stays where it was last found (logged as lost)
-VIDEO_CODEC = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
+VIDEO_CODEC = ["-c:v", "libx264", "-preset", "superfast", "-crf", "20", "-pix_fmt", "yuv420p"]
 AUDIO_CODEC = ["-c:a", "aac", "-b:a", "128k"]
-ENCODER = "libx264 crf 20 veryfast yuv420p; aac 128k; mp4 faststart; metadata dropped"
+ENCODER = "libx264 crf 20 superfast yuv420p; aac 128k; mp4 faststart; metadata dropped"
 
 
 # --------------------------------------------------------------------------- what to do
@@ -158,22 +160,35 @@ def probe(path: Path) -> Source:
                 fps = float(num) / float(den)
                 break
     dur = raw.get("format", {}).get("duration")
-    return Source(width=int(video.get("width", 0)) if video else 0, height=int(video.get("height", 0)) if video else 0,
+    width, height = (int(video.get("width", 0)), int(video.get("height", 0))) if video else (0, 0)
+    if video and _rotation(video) in (90, 270):
+        width, height = height, width  # ffmpeg turns the picture upright when decoding
+    return Source(width=width, height=height,
                   fps=fps or 25.0, duration=float(dur) if dur not in (None, "N/A") else None,
                   has_video=video is not None, has_audio=audio is not None)
 
 
+def _rotation(stream: dict[str, Any]) -> int:
+    for sd in stream.get("side_data_list") or []:
+        if "rotation" in sd:
+            return int(float(sd["rotation"])) % 360
+    rot = (stream.get("tags") or {}).get("rotate")
+    return int(float(rot)) % 360 if rot else 0
+
+
 # --------------------------------------------------------------------------- blurring
 def blur_region(plane: Any, x0: int, y0: int, x1: int, y1: int) -> None:
-    """Mosaic then smooth: the region is scaled down to at most 8 cells across and back up."""
+    """Mosaic then smooth: the region is scaled down to BLUR_CELLS cells across and back up
+    (bilinear), leaving a smooth gradient with no features: eight cells across still left a
+    face-like blob the detector found at 0.45 on 1080p (bench/redact.py); four leave none."""
     import cv2  # deferred: OpenCV is heavy; only redaction needs it
 
     w, h = x1 - x0, y1 - y0
     if w < 2 or h < 2:
         return
     roi = plane[y0:y1, x0:x1]
-    cells_w = max(2, min(8, w // 4))
-    cells_h = max(2, min(8, round(cells_w * h / w)))
+    cells_w = max(2, min(BLUR_CELLS, w // 4))
+    cells_h = max(2, min(BLUR_CELLS, round(cells_w * h / w)))
     small = cv2.resize(roi, (cells_w, cells_h), interpolation=cv2.INTER_AREA)
     roi[...] = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
@@ -377,44 +392,59 @@ def redact_video(src: Path, out: Path, plan: Plan, detector: FaceDetector | None
         if progress and written % 50 == 0:
             progress(written / fps)
 
+    # Detection runs in a worker thread (OpenCV releases the GIL) one interval ahead: while the
+    # network looks at detection frame k, the frames up to the previous detection are blurred
+    # and handed to the encoder.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces") if plan.faces else None
+    buffered: deque[tuple[int, bytearray]] = deque()  # read, not yet written
+    dets: deque[tuple[int, Future[list[Box]]]] = deque()  # detection frames not yet released
+    prev: list[Any] = []  # [index, boxes] of the last released detection
+
+    def release(q_idx: int, q_found: list[Box]) -> None:
+        while buffered and buffered[0][0] <= q_idx:
+            j, b = buffered.popleft()
+            if j == q_idx or not prev:
+                emit(b, j, q_found if j == q_idx else between([], q_found, 1.0))
+            else:
+                emit(b, j, between(prev[1], q_found, (j - prev[0]) / (q_idx - prev[0])))
+        prev[:] = [q_idx, q_found]
+
     try:
-        pending: deque[tuple[int, bytearray]] = deque()
-        last_det: tuple[int, list[Box]] | None = None
         idx = -1
         first_out = round(pre * fps)
         for raw in _frames(dec, frame_bytes):
             idx += 1
             buf = bytearray(raw)
-            if not plan.faces or idx < first_out:
+            if pool is None or idx < first_out:
                 emit(buf, idx, [])
                 continue
-            if (idx - first_out) % every:
-                pending.append((idx, buf))
-                continue
-            found = detect(buf, track_from + idx / fps)
-            if last_det is not None:
-                p_idx, p_found = last_det
-                while pending:
-                    j, b = pending.popleft()
-                    emit(b, j, between(p_found, found, (j - p_idx) / (idx - p_idx)))
-            emit(buf, idx, found)
-            last_det = (idx, found)
-        if pending:  # the frames after the last detection: detect on the last one, interpolate
-            j_last, b_last = pending[-1]
-            found = detect(b_last, track_from + j_last / fps)
-            p_idx, p_found = last_det if last_det else (j_last, found)
-            while pending:
-                j, b = pending.popleft()
-                emit(b, j, between(p_found, found, (j - p_idx) / max(1, j_last - p_idx)))
+            buffered.append((idx, buf))
+            if (idx - first_out) % every == 0:
+                dets.append((idx, pool.submit(detect, buf, track_from + idx / fps)))
+                while len(dets) > 1:
+                    q_idx, fut = dets.popleft()
+                    release(q_idx, fut.result())
+        if pool is not None:
+            if buffered and (not dets or dets[-1][0] != buffered[-1][0]):
+                j, b = buffered[-1]  # the frames after the last detection: detect on the last one too
+                dets.append((j, pool.submit(detect, b, track_from + j / fps)))
+            while dets:
+                q_idx, fut = dets.popleft()
+                release(q_idx, fut.result())
         enc.stdin.close()
         enc_rc = enc.wait(timeout=600)
         dec_rc = dec.wait(timeout=60)
     except BaseException:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         for p in (dec, enc):
             if p.poll() is None:
                 p.kill()
                 p.wait()
         raise
+    if pool is not None:
+        pool.shutdown(wait=True)
+    detections.sort(key=lambda d: d[0])
     if dec_rc != 0:
         raise CustodyError("decoding the original failed / 解码失败: "
                            + (dec.stderr.read() if dec.stderr else b"").decode(errors="replace")[-300:])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from core.errors import StorageUnavailable
 from core.settings import Settings
-from ingest.offload import spool_path
+from ingest.spool import Spool
 from storage.base import ObjectStore
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -33,7 +33,7 @@ class Source:
 def spool_copy(settings: Settings, sha256: str, size: int) -> Path | None:
     if not _HEX64.match(sha256):
         return None
-    p = spool_path(settings.path(settings.station.spool_dir), sha256)
+    p = Spool.of(settings).path(sha256)
     try:
         # Same size as the evidence: a half-written or foreign file is not used.
         return p if p.is_file() and p.stat().st_size == size else None
@@ -52,7 +52,9 @@ def open_source(settings: Settings, store: ObjectStore, sha256: str, size: int, 
     if local is not None:
         yield Source(str(local), "store")
         return
-    if allow_url:
+    # An empty object has no byte a reader could ask a range of (ffmpeg's http reader asks for
+    # "bytes=0-", which S3 refuses for zero bytes): hand the prober an empty file instead.
+    if allow_url and size > 0:
         url = store.presigned_url(storage_key, settings.storage.presign_seconds)
         if url:
             yield Source(url, "presigned")

@@ -256,6 +256,80 @@ def _plausible_start(t: datetime | None, media: Media) -> bool:
     return t is not None and t >= FLOOR and (media.docked_at is None or t <= _utc(media.docked_at) + DOCK_SLACK)
 
 
+# --------------------------------------------------------------------------- plausible duration
+# A container's duration is data the device (or an attacker) wrote: a patched `mvhd`/`mdhd`
+# can claim 4,294,967 s or, through its timescale, 136 years.  Before it becomes a recording's
+# interval it is bounded by what the bytes and the other clocks allow (issue 17).
+DURATION_IMPLAUSIBLE = "duration_implausible"
+MAX_RECORDING_SECONDS = 24 * 3600  # recorders split files at ~15 min; no single file runs a day
+MIN_BITS_PER_SECOND = {"video": 16_000, "audio": 4_000}  # below this no recorder encodes anything
+WRITE_SLACK_SECONDS = 120.0  # name time -> mtime: the file is closed a little after its last frame
+
+
+def duration_doubt(media: Media, duration: float | None, name_start: datetime | None,
+                   start: datetime | None = None, offset_seconds: float | None = None) -> str | None:
+    """Why `duration` cannot be this recording's (None: plausible).
+
+    Bounds: an absolute ceiling; the file's size at the lowest bitrate a recorder writes; the
+    time from the device's file-name start to the file's mtime (same clock: the file was closed
+    then); and the dock (a recording ends before its device is docked; `start` is the device's
+    reading of the start, `offset_seconds` its clock error when measured, else a day is allowed)."""
+    if duration is None:
+        return None
+    if not duration > 0 or duration != duration:  # negative, zero or NaN
+        return f"duration {duration!r} s is not a length of time"
+    if duration > MAX_RECORDING_SECONDS:
+        return f"container says {duration:.0f} s, longer than any single recording ({MAX_RECORDING_SECONDS} s)"
+    floor = MIN_BITS_PER_SECOND.get(media.kind or "")
+    if floor and media.size and media.size * 8 / duration < floor:
+        return (f"container says {duration:.0f} s for {media.size} bytes: "
+                f"{media.size * 8 / duration:.1f} bit/s, below any recorder's {floor} bit/s")
+    mtime = media.original_mtime
+    if name_start is not None and mtime is not None and mtime.year >= _UNSET_BEFORE_YEAR:
+        written = (_utc(mtime) - name_start).total_seconds()
+        if written >= 0 and duration > written * 1.1 + WRITE_SLACK_SECONDS:
+            return (f"container says {duration:.0f} s but the file was closed {written:.0f} s after the "
+                    "start in its name (same device clock)")
+    start = start or name_start
+    if start is not None and media.docked_at is not None:
+        known = offset_seconds is not None
+        slack = DOCK_SLACK + (timedelta(seconds=abs(offset_seconds)) if known else timedelta(days=1))
+        try:
+            end = start - timedelta(seconds=offset_seconds or 0.0) + timedelta(seconds=duration)
+        except OverflowError:
+            return f"container says {duration:.0f} s: beyond the calendar"
+        if end > _utc(media.docked_at) + slack:
+            return (f"container says {duration:.0f} s: the recording would end after its device was docked "
+                    f"({_utc(media.docked_at).isoformat()})")
+    return None
+
+
+def bound_duration(media: Media, claimed: float | None, name_start: datetime | None,
+                   start: datetime | None = None, offset_seconds: float | None = None) -> float | None:
+    """Set the recording's duration from the container's claim, unless the claim is implausible:
+    then the duration is unknown (None), the claim is kept in `meta.duration_claimed`, and the
+    recording is flagged `duration_implausible` (never linked by time; see cases/linking.py)."""
+    doubt = duration_doubt(media, claimed, name_start, start, offset_seconds)
+    flags = list(media.flags or [])
+    reasons = dict(media.flag_reasons or {})
+    meta = dict(media.meta or {})
+    if doubt:
+        if DURATION_IMPLAUSIBLE not in flags:
+            flags.append(DURATION_IMPLAUSIBLE)
+        reasons[DURATION_IMPLAUSIBLE] = doubt
+        meta["duration_claimed"] = claimed
+        media.duration_seconds = None
+    else:
+        if DURATION_IMPLAUSIBLE in flags:
+            flags.remove(DURATION_IMPLAUSIBLE)
+        reasons.pop(DURATION_IMPLAUSIBLE, None)
+        meta.pop("duration_claimed", None)
+        if claimed:
+            media.duration_seconds = claimed
+    media.flags, media.flag_reasons, media.meta = flags, reasons, meta
+    return media.duration_seconds
+
+
 def _flag_clock(media: Media, suspect: bool) -> None:
     flags = list(media.flags or [])
     reasons = dict(media.flag_reasons or {})

@@ -189,9 +189,7 @@ def _write_probe(m: Media, probe: ProbeResult) -> None:
     m.probe = {"tool": probe.tool, **probe.raw}
     s = probe.summary
     m.width, m.height = s.get("width"), s.get("height")
-    if probe.duration:
-        m.duration_seconds = probe.duration
-    m.meta = {**(m.meta or {}), "technical": s}
+    m.meta = {**(m.meta or {}), "technical": s}  # the duration is set by _time, once bounded
 
 
 def _flag_unplayable(m: Media, reason: str) -> None:
@@ -210,6 +208,13 @@ def _flag_unplayable(m: Media, reason: str) -> None:
 def _time(app: Any, s: Session, m: Media, probe: ProbeResult) -> dict[str, timing.Reading]:
     profile = profile_for(app, s, m)
     zone = timing.device_zone(profile, app.settings)
+    # The container's duration is bounded first (size, name time vs mtime, dock): a hostile
+    # one must neither stretch the interval nor move the start the mtime reading derives.
+    first = timing.collect_readings(m, probe.summary, profile, zone, None)
+    name, start = first.get("filename"), timing.choose({k: v for k, v in first.items() if k != "mtime"})
+    offset = timing.resolve_offset(s, m, start.device_time).seconds if start else None
+    timing.bound_duration(m, probe.duration, name.device_time if name else None,
+                          start.device_time if start else None, offset)
     readings = timing.collect_readings(m, probe.summary, profile, zone, m.duration_seconds)
     m.meta = {**(m.meta or {}), "time_readings": timing.readings_json(readings)}
     timing.apply_time(s, m, readings)

@@ -22,11 +22,20 @@ from sqlalchemy import select, update
 
 from catalog.app import App
 from catalog import custody_log
+from catalog.jobs import OPEN_STATES
 from catalog.models import DockSession, Job, OffloadItem
 from ingest import volume as vol
-from ingest.offload import clean_spool_tmp
-from ingest.pipeline import DeviceBusy, DeviceLock, IngestResult, ingest_volume
-from ingest.upload import clean_spool, close_drained_sessions, spool_dir, upload_pending
+from ingest.pipeline import ingest_volume
+from ingest.spool import DeviceBusy, Spool
+from ingest.states import ACTIVE_SESSION_STATES, ITEM_STATUSES, ItemStatus, Phase, SessionState
+from ingest.task import IngestResult
+from ingest.upload import close_drained_sessions, upload_pending
+
+try:  # optional: without watchdog the dock root is only polled (every [station].poll_seconds)
+    from watchdog.events import FileSystemEventHandler
+    from watchdog.observers import Observer
+except ImportError:  # pragma: no cover - watchdog is a declared dependency
+    FileSystemEventHandler, Observer = object, None
 
 log = logging.getLogger("custody.daemon")
 
@@ -58,36 +67,48 @@ def shown(name: str) -> str:
 
 
 def recover(app: App, actor: str) -> None:
-    removed = clean_spool_tmp(spool_dir(app))
+    spool = Spool.of(app.settings)
+    removed = spool.clean_tmp()
     with app.catalog.session() as s:
         candidates = s.execute(select(DockSession).where(DockSession.station == app.station,
-                                                         DockSession.state.in_(("offloading", "offloaded")))).scalars().all()
-        stale = [d for d in candidates if not _in_use(app, d)]
+                                                         DockSession.state.in_(ACTIVE_SESSION_STATES))).scalars().all()
+        stale = [d for d in candidates if not _in_use(spool, d)]
         for d in stale:
-            d.state = "incomplete"
+            d.state = SessionState.INCOMPLETE
             d.message = "station stopped during offload (crash or kill); the next dock finishes it"
             custody_log.record(s, "session_incomplete", actor=actor, session_id=d.id, outcome="failed",
                                detail={"reason": d.message})
         # An item half-copied when the station died goes back to pending (its .part is gone).
         ids = [d.id for d in stale]
         if ids:
-            s.execute(update(OffloadItem).where(OffloadItem.session_id.in_(ids), OffloadItem.phase == "pending",
+            s.execute(update(OffloadItem).where(OffloadItem.session_id.in_(ids), OffloadItem.phase == Phase.PENDING,
                                                 OffloadItem.status.is_(None))
-                      .values(phase="done", status="skipped", reason="interrupted by a station restart"))
+                      .values(phase=Phase.DONE, status=ItemStatus.SKIPPED, reason="interrupted by a station restart"))
     if removed or stale:
         log.warning("recovered: %d half-written spool file(s) removed, %d session(s) marked incomplete",
                     removed, len(stale))
 
 
-def _in_use(app: App, d: DockSession) -> bool:
+def _in_use(spool: Spool, d: DockSession) -> bool:
     """A session whose device lock is held belongs to a live process (e.g. `custody ingest`)."""
     if d.device is None:
         return False
     try:
-        with DeviceLock(spool_dir(app), d.device.serial):
+        with spool.lock(d.device.serial):
             return False
     except DeviceBusy:
         return True
+
+
+class _Wake(FileSystemEventHandler):
+    """Any change in the dock root wakes the poll loop."""
+
+    def __init__(self, wake: threading.Event) -> None:
+        super().__init__()
+        self.wake = wake
+
+    def on_any_event(self, event) -> None:  # noqa: ANN001
+        self.wake.set()
 
 
 class Daemon:
@@ -137,19 +158,10 @@ class Daemon:
         self.threads.append(t)
 
     def _start_watchdog(self):  # noqa: ANN202
-        try:
-            from watchdog.events import FileSystemEventHandler
-            from watchdog.observers import Observer
-        except ImportError:
+        if Observer is None:
             return None
-        wake = self.wake
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event):  # noqa: ANN001, ANN201
-                wake.set()
-
         obs = Observer()
-        obs.schedule(Handler(), str(self.root), recursive=False)
+        obs.schedule(_Wake(self.wake), str(self.root), recursive=False)
         obs.daemon = True
         obs.start()
         return obs
@@ -216,7 +228,7 @@ class Daemon:
             res = ingest_volume(self.app, p, actor=self.actor, should_stop=self.stop.is_set)
         except Exception as e:  # noqa: BLE001 - one broken device never stops the daemon
             log.exception("offload of %s failed: %s", shown(p.name), e)
-            res = IngestResult(volume=vol.shown_path(p), state="failed", message=str(e))
+            res = IngestResult(volume=vol.shown_path(p), state=SessionState.FAILED, message=str(e))
         # Only this dock's own record is updated (the volume may have been pulled and docked again).
         try:
             w.done_signature = w.signature = vol.signature(p)
@@ -232,7 +244,7 @@ class Daemon:
         c = res.counts
         dev = (res.device or {}).get("serial", "?")
         log.info("%s [%s] %s: stored %d, duplicate %d, flagged %d, refused %d, skipped %d%s%s", shown(p.name), dev,
-                 res.state, c["stored"], c["duplicate"], c["flagged"], c["refused"], c["skipped"],
+                 res.state, *(c[s] for s in ITEM_STATUSES),
                  f" — {res.message}" if res.message else "",
                  f"; trying again in {RETRY_SECONDS:.0f}s" if w.retry_at else "")
         self.wake.set()
@@ -257,9 +269,9 @@ class Daemon:
                 return False  # a retry due
         with self.app.catalog.session() as s:
             waiting = s.execute(select(OffloadItem.id).join(DockSession, DockSession.id == OffloadItem.session_id)
-                                .where(OffloadItem.phase == "copied", DockSession.station == self.app.station)
+                                .where(OffloadItem.phase == Phase.COPIED, DockSession.station == self.app.station)
                                 .limit(1)).first()
-            jobs = s.execute(select(Job.id).where(Job.state.in_(("pending", "running"))).limit(1)).first()
+            jobs = s.execute(select(Job.id).where(Job.state.in_(OPEN_STATES)).limit(1)).first()
         return waiting is None and (jobs is None or not self.indexing)
 
     # ---------------------------------------------------------------- uploader
@@ -280,7 +292,7 @@ class Daemon:
                     log.info("uploaded %d recording(s) from the spool", n)
                     for _ in range(close_drained_sessions(self.app, self.actor)):
                         log.info("a dock that ended incomplete is complete now: its spool copies are stored")
-                clean_spool(self.app)
+                Spool.of(self.app.settings).clean(self.app.catalog)
                 clean_partial = getattr(self.app.store, "clean_partial", None)
                 if clean_partial is not None and (removed := clean_partial()):
                     log.warning("store: removed %d partial object file(s) left by an interrupted write", removed)

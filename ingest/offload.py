@@ -13,15 +13,14 @@ import hashlib
 import mmap
 import os
 import stat
-import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from core.errors import DeviceGone, RefusedEntry, SpoolFull
+from ingest.spool import Spool
 from ingest.volume import Entry
-from storage.local import fsync_dir
 
 RING = 6  # buffers in flight: reading one while others are hashed and written
 
@@ -40,14 +39,6 @@ class CopyResult:
     size: int
     spool_name: str
     mtime_ns: int
-
-
-def spool_tmp_dir(spool: Path) -> Path:
-    return spool / "tmp"
-
-
-def spool_path(spool: Path, name: str) -> Path:
-    return spool / "objects" / name
 
 
 def open_device_file(entry: Entry) -> int:
@@ -71,7 +62,7 @@ def open_device_file(entry: Entry) -> int:
     return fd
 
 
-def copy_and_hash(entry: Entry, volume: Path, spool: Path, chunk: int = 8 * 1024 * 1024,
+def copy_and_hash(entry: Entry, volume: Path, spool: Spool, chunk: int = 8 * 1024 * 1024,
                   progress: Callable[[int], None] | None = None) -> CopyResult:
     try:
         src = open_device_file(entry)
@@ -81,9 +72,7 @@ def copy_and_hash(entry: Entry, volume: Path, spool: Path, chunk: int = 8 * 1024
         if not _present(volume, entry):
             raise DeviceGone("device volume disappeared") from e
         raise ReadFailed(f"cannot open on the device: {e.strerror or e}") from e
-    tmp_dir = spool_tmp_dir(spool)
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
+    tmp = spool.new_tmp()
     out = -1
     try:
         out = _open_spool_file(tmp)
@@ -96,10 +85,7 @@ def copy_and_hash(entry: Entry, volume: Path, spool: Path, chunk: int = 8 * 1024
         if after.st_size != entry.size or after.st_mtime_ns != entry.mtime_ns or total != entry.size:
             raise FileChanged(f"file changed during copy ({entry.size} -> {after.st_size} bytes)")
         digest = h.hexdigest()
-        final = spool_path(spool, digest)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, final)  # same name = same bytes (content-addressed)
-        fsync_dir(final.parent)
+        spool.commit(tmp, digest)  # same name = same bytes (content-addressed)
         return CopyResult(sha256=digest, size=total, spool_name=digest, mtime_ns=entry.mtime_ns)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -231,20 +217,3 @@ def _pump(src: int, out: int, h: "hashlib._Hash", chunk: int, volume: Path, entr
 def _present(volume: Path, entry: Entry) -> bool:
     """A pulled device shows as a vanished volume or an emptied mount point."""
     return volume.is_dir() and os.path.isdir(os.path.dirname(entry.abspath))
-
-
-def clean_spool_tmp(spool: Path) -> int:
-    """Remove half-written copies left by a crash (the device still has the original)."""
-    d = spool_tmp_dir(spool)
-    n = 0
-    if d.is_dir():
-        for p in d.glob("*.part"):
-            p.unlink(missing_ok=True)
-            n += 1
-    return n
-
-
-def free_bytes(path: Path) -> int:
-    path.mkdir(parents=True, exist_ok=True)
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from catalog import custody_log
 from catalog.models import Device, DockSession, Officer, Unit, utcnow
 from ingest.profiles import Identity, Profile, device_clock_offset
+from ingest.states import RESUMABLE_SESSION_STATES, SessionState
 from ingest.volume import shown_path
 
 
@@ -61,12 +62,12 @@ def open_session(s: Session, *, station: str, volume: Path, profile: Profile, id
     if offset is not None:
         dev.last_clock_offset_seconds = offset
     prev = s.execute(
-        select(DockSession).where(DockSession.device_id == dev.id, DockSession.state.in_(("incomplete", "offloading", "offloaded")))
+        select(DockSession).where(DockSession.device_id == dev.id, DockSession.state.in_(RESUMABLE_SESSION_STATES))
         .order_by(DockSession.id.desc())
     ).scalars().first()
     ds = DockSession(
         station=station, volume_path=shown_path(volume), profile=profile.name, device_id=dev.id,
-        officer_badge=ident.officer, unit_code=ident.unit, identity=ident.raw, state="offloading",
+        officer_badge=ident.officer, unit_code=ident.unit, identity=ident.raw, state=SessionState.OFFLOADING,
         resumed_from_id=prev.id if prev else None, started_at=utcnow(), heartbeat_at=utcnow(),
         device_clock_text=ident.clock_text, station_clock_at_read=read_at, clock_offset_seconds=offset,
         clock_offset_source="identity_file" if offset is not None else None,
@@ -81,7 +82,7 @@ def open_session(s: Session, *, station: str, volume: Path, profile: Profile, id
 
 
 def record_unrecognised(s: Session, *, station: str, volume: Path, reason: str, actor: str) -> DockSession:
-    ds = DockSession(station=station, volume_path=shown_path(volume), state="unrecognised", message=reason,
+    ds = DockSession(station=station, volume_path=shown_path(volume), state=SessionState.UNRECOGNISED, message=reason,
                      started_at=utcnow(), ended_at=utcnow())
     s.add(ds)
     s.flush()

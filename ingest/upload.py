@@ -1,49 +1,48 @@
 """Spool -> object store -> catalog.  Idempotent: a crash anywhere re-runs safely.
 
 Order matters (nothing lost): the object is stored and its checksum confirmed by the
-store, then one catalog transaction records the media row, its sighting, the index job
-and the custody events together.  Only after that may the device copy be wiped.
+store, then one catalog transaction records the media row, its sighting, the index and
+retain jobs and the custody events together.  Only after that may the device copy be wiped.
+
+The unit of work is an `offload_items` row in phase `copied` whose bytes wait in the station
+spool (`Spool.path(sha256)`): `store_item` takes one, `upload_pending` drains them all.  A file
+that reaches the spool by another route than a dock is stored the same way: `add_copied_item`
+records it, then `store_item` (or the daemon's uploader) stores it.
 """
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from catalog.app import App
 from core.errors import SourceMismatch, StorageIntegrityError, StorageUnavailable
 from catalog import custody_log, jobs
 from catalog.models import Device, DockSession, Job, Media, OffloadItem, Officer, Sighting, utcnow
 from ingest import quickcheck
-from ingest.offload import spool_path
 from ingest.profiles import Profile, plausible_time, station_profiles
+from ingest.spool import Spool
+from ingest.states import ACTIVE_SESSION_STATES, ItemStatus, Phase, SessionState
 from storage.base import media_key
 from storage.fixity import sha256_file
 
 log = logging.getLogger("custody.upload")
-ORPHAN_AGE_S = 3600
 _claimed: set[int] = set()
 _claim_lock = threading.Lock()
 
 
 @dataclass
 class Outcome:
-    status: str  # stored|duplicate|flagged|skipped
+    status: ItemStatus | str  # stored|duplicate|flagged|skipped
     reason: str | None
     media_id: int | None = None
-
-
-def spool_dir(app: App) -> Path:
-    return app.settings.path(app.settings.station.spool_dir)
 
 
 def _claim(item_id: int) -> bool:
@@ -96,51 +95,55 @@ def _from_ns(ns: int) -> datetime | None:
         return None
 
 
+def add_copied_item(s: Session, *, session_id: int, device_path: str, sha256: str, size: int,
+                    mtime_ns: int | None = None, inode: int | None = None, sidecar: dict | None = None) -> OffloadItem:
+    """Record a file whose bytes are complete in this station's spool (`Spool.path(sha256)`) as
+    waiting to be stored.  Store it with `store_item(app, item.id, profile, actor)` after the
+    commit, or leave it to the daemon's uploader (`upload_pending`) once its session is no longer
+    offloading/offloaded.  `session_id` is the dock session it arrived in; `device_path` the name
+    it had on the device."""
+    item = OffloadItem(session_id=session_id, device_path=device_path, size=size, mtime_ns=mtime_ns, inode=inode,
+                       sidecar=sidecar, sha256=sha256, spool_name=sha256, phase=Phase.COPIED)
+    s.add(item)
+    s.flush()
+    return item
+
+
 def store_item(app: App, item_id: int, profile: Profile | None, actor: str) -> Outcome:
-    """Upload one copied item.  Raises StorageUnavailable (retry later; the spool keeps it)."""
+    """Store one copied item: object store -> confirmed checksum -> one catalog transaction
+    (media row, sighting, index and retain jobs, custody events).  Raises StorageUnavailable
+    (retry later; the spool keeps the copy) and StorageIntegrityError (wrong bytes in the store)."""
     if not _claim(item_id):
-        return Outcome("skipped", "being uploaded by another worker")
+        return Outcome(ItemStatus.SKIPPED, "being uploaded by another worker")
     try:
-        out = _store_item(app, item_id, profile, actor)
+        return _store_item(app, item_id, profile, actor)
     finally:
         _release(item_id)
-    if out.status in ("stored", "flagged") and out.media_id is not None:
-        _protect(app, out.media_id, actor)
-    return out
-
-
-def _protect(app: App, media_id: int, actor: str) -> None:
-    """Queue the new object's first retention decision (a `retain` job): retention's worker locks
-    it in the store (extended later, never shortened).  Ingest never imports retention."""
-    try:
-        with app.catalog.session() as s:
-            jobs.enqueue(s, media_id, "retain")
-    except Exception as e:  # noqa: BLE001 - every retention plan re-applies; never lose the upload
-        log.warning("retention lock for media %s deferred: %s", media_id, e)
 
 
 def _store_item(app: App, item_id: int, profile: Profile | None, actor: str) -> Outcome:
-    cat = app.catalog
-    with cat.session() as s:
+    with app.catalog.session() as s:
         item = s.get(OffloadItem, item_id)
-        if item is None or item.phase != "copied":
-            return Outcome(item.status if item else "skipped", item.reason if item else "gone",
+        if item is None or item.phase != Phase.COPIED:
+            return Outcome(item.status if item else ItemStatus.SKIPPED, item.reason if item else "gone",
                            item.media_id if item else None)
         ds = s.get(DockSession, item.session_id)
         sha, size = item.sha256, item.size or 0
         existing = s.execute(select(Media).where(Media.sha256 == sha)).scalar_one_or_none()
-    src = spool_path(spool_dir(app), item.spool_name or sha)
+    spool = Spool.of(app.settings)
+    src = spool.path(item.spool_name or sha)
     key = media_key(sha)
     kind = profile.media_kind(item.device_path) if profile else "other"
     if existing is not None and existing.status == "stored":
-        _confirm_or_restore(app, key, src, sha, size, existing.id, item.session_id, actor)
-        return _record_duplicate(app, item_id, existing.id, actor)
+        restored = _confirm_or_restore(app, key, src, sha, size)
+        with app.catalog.session() as s:
+            return _record_duplicate(app, s, item_id, existing.id, actor, restored)
     if not src.exists():
-        with cat.session() as s:
+        with app.catalog.session() as s:
             it = s.get(OffloadItem, item_id)
-            it.phase, it.status = "pending", None
+            it.phase, it.status = Phase.PENDING, None
             it.reason = "spool copy missing; will be copied again from the device"
-        return Outcome("skipped", "spool copy missing; will be copied again at the next dock")
+        return Outcome(ItemStatus.SKIPPED, "spool copy missing; will be copied again at the next dock")
     # The playability check (ffprobe) reads the spool copy while the upload streams it.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="quickcheck") as checker:
         pending_check = checker.submit(quickcheck.check, src, kind, size)
@@ -151,48 +154,42 @@ def _store_item(app: App, item_id: int, profile: Profile | None, actor: str) -> 
             # The store refused the bytes: if the spool copy itself is damaged, copy again from
             # the device (which still has the original: nothing is wiped before this succeeds).
             if isinstance(e, SourceMismatch) or sha256_file(src) != sha:
-                return _spool_damaged(app, item_id, src, str(e), actor)
+                return _spool_damaged(app, spool, item_id, src, str(e), actor)
             raise
         chk = pending_check.result()
     times = initial_times(item, ds, profile)
     return _record_stored(app, item_id, obj.checksum, kind, chk, times, actor)
 
 
-def _spool_damaged(app: App, item_id: int, src: Path, why: str, actor: str) -> Outcome:
+def _spool_damaged(app: App, spool: Spool, item_id: int, src: Path, why: str, actor: str) -> Outcome:
     """Set the damaged copy aside (kept for diagnosis, never uploaded) and send the item back
     to be copied from the device at its next dock."""
-    bad = spool_dir(app) / "damaged"
-    bad.mkdir(parents=True, exist_ok=True)
-    kept = bad / f"{src.name}.{int(time.time())}"
-    os.replace(src, kept)
+    kept = spool.set_aside(src)
     reason = "spool copy damaged after the copy (it no longer hashes to the device's SHA-256); " \
              "not stored, not wiped; will be copied again from the device at the next dock"
     with app.catalog.session() as s:
         it = s.get(OffloadItem, item_id)
-        it.phase, it.status, it.reason, it.last_error = "pending", None, reason, why[:500]
+        it.phase, it.status, it.reason, it.last_error = Phase.PENDING, None, reason, why[:500]
         custody_log.record(s, "spool_damaged", actor=actor, session_id=it.session_id, outcome="failed",
                            subject=f"sha256:{it.sha256}",
                            detail={"device_path": it.device_path, "error": why[:500], "kept_as": kept.name})
     log.error("item %s: %s (%s)", item_id, reason, why)
-    return Outcome("skipped", reason)
+    return Outcome(ItemStatus.SKIPPED, reason)
 
 
-def _confirm_or_restore(app: App, key: str, src: Path, sha: str, size: int, media_id: int, session_id: int,
-                        actor: str) -> None:
+def _confirm_or_restore(app: App, key: str, src: Path, sha: str, size: int) -> str | None:
     """The earlier copy must really be in the store.  If it is gone (a store that lost data)
-    and this dock brought the same bytes, put them back: the store heals from the spool."""
+    and this dock brought the same bytes, put them back: the store heals from the spool.
+    Returns why it was restored (None: it was there)."""
     try:
         app.store.confirm(key, sha, size)
-        return
+        return None
     except StorageIntegrityError as e:
         if not src.exists() or app.store.head(key) is not None:
             raise  # present but wrong bytes: that is for `custody verify`, never overwritten here
         why = str(e)
     app.store.put_file(key, src, sha, size, metadata={"station": app.station})
-    with app.catalog.session() as s:
-        custody_log.record(s, "restored", actor=actor, media_id=media_id, session_id=session_id,
-                           subject=f"sha256:{sha}", detail={"key": key, "reason": why, "from": "station spool"})
-    log.warning("media %s: object %s was missing from the store; restored from this dock's copy", media_id, key)
+    return why
 
 
 def _content_type(kind: str, name: str) -> str:
@@ -201,16 +198,22 @@ def _content_type(kind: str, name: str) -> str:
             "wav": "audio/wav", "aac": "audio/aac", "m4a": "audio/mp4"}.get(ext, "application/octet-stream")
 
 
-def _record_duplicate(app: App, item_id: int, media_id: int, actor: str) -> Outcome:
-    with app.catalog.session() as s:
-        item = s.get(OffloadItem, item_id)
-        media = s.get(Media, media_id)
-        item.phase, item.status, item.media_id = "stored", "duplicate", media_id
-        item.reason = f"same bytes already stored as media {media_id}"
-        s.add(Sighting(media_id=media_id, session_id=item.session_id, device_path=item.device_path))
-        custody_log.record(s, "duplicate", actor=actor, media_id=media_id, session_id=item.session_id,
-                           subject=f"sha256:{media.sha256}", detail={"device_path": item.device_path})
-        return Outcome("duplicate", item.reason, media_id)
+def _record_duplicate(app: App, s: Session, item_id: int, media_id: int, actor: str,
+                      restored: str | None = None) -> Outcome:
+    item = s.get(OffloadItem, item_id)
+    media = s.get(Media, media_id)
+    if restored is not None:
+        custody_log.record(s, "restored", actor=actor, media_id=media_id, session_id=item.session_id,
+                           subject=f"sha256:{media.sha256}",
+                           detail={"key": media_key(media.sha256), "reason": restored, "from": "station spool"})
+        log.warning("media %s: object %s was missing from the store; restored from this dock's copy", media_id,
+                    media_key(media.sha256))
+    item.phase, item.status, item.media_id = Phase.STORED, ItemStatus.DUPLICATE, media_id
+    item.reason = f"same bytes already stored as media {media_id}"
+    s.add(Sighting(media_id=media_id, session_id=item.session_id, device_path=item.device_path))
+    custody_log.record(s, "duplicate", actor=actor, media_id=media_id, session_id=item.session_id,
+                       subject=f"sha256:{media.sha256}", detail={"device_path": item.device_path})
+    return Outcome(ItemStatus.DUPLICATE, item.reason, media_id)
 
 
 def _record_stored(app: App, item_id: int, checksum: str, kind: str, chk: quickcheck.Check, times: dict,
@@ -218,52 +221,59 @@ def _record_stored(app: App, item_id: int, checksum: str, kind: str, chk: quickc
     try:
         with app.catalog.session() as s:
             item = s.get(OffloadItem, item_id)
-            ds = s.get(DockSession, item.session_id)
-            dev = s.get(Device, ds.device_id) if ds.device_id else None
-            badge = times.pop("name_officer", None) or ds.officer_badge
-            officer = s.execute(select(Officer).where(Officer.badge == badge)).scalar_one_or_none() if badge else None
             flags, reasons = [], {}
             if not chk.ok:
                 flag = "empty" if (item.size or 0) == 0 else "unplayable"
                 flags, reasons = [flag], {flag: chk.reason}
-            marks = ["important"] if times.get("important") else []  # the recorder's own mark
-            now = utcnow()
-            media = Media(
-                sha256=item.sha256, size=item.size or 0, kind=kind, storage_key=media_key(item.sha256),
-                storage_checksum=checksum, status="stored", device_id=dev.id if dev else None,
-                officer_id=officer.id if officer else None, officer_badge=badge, unit_code=ds.unit_code,
-                first_session_id=ds.id, original_path=item.device_path,
-                original_name=item.device_path.rsplit("/", 1)[-1],
-                original_mtime=_from_ns(item.mtime_ns) if item.mtime_ns else None,
-                meta={"sidecar": item.sidecar["content"], "sidecar_file": item.sidecar["file"]} if item.sidecar else {},
-                flags=flags + marks, flag_reasons=reasons, docked_at=ds.started_at, stored_at=now, verified_at=now,
-                **times)
-            s.add(media)
-            s.flush()
-            s.add(Sighting(media_id=media.id, session_id=ds.id, device_path=item.device_path))
+            media = _new_media(s, item, checksum, kind, flags, reasons, times)
+            s.add(Sighting(media_id=media.id, session_id=item.session_id, device_path=item.device_path))
             s.add(Job(kind="index", media_id=media.id))
-            item.phase, item.media_id = "stored", media.id
-            item.status = "flagged" if flags else "stored"
+            # Its first retention decision (retention's worker locks the object in the store; ingest
+            # never imports retention).  In this transaction: a stored recording always has one.
+            jobs.enqueue(s, media.id, "retain")
+            item.phase, item.media_id = Phase.STORED, media.id
+            item.status = ItemStatus.FLAGGED if flags else ItemStatus.STORED
             item.reason = chk.reason if flags else None
             subj = f"sha256:{item.sha256}"
-            custody_log.record(s, "stored", actor=actor, media_id=media.id, session_id=ds.id, subject=subj,
+            custody_log.record(s, "stored", actor=actor, media_id=media.id, session_id=item.session_id, subject=subj,
                                detail={"key": media.storage_key, "size": media.size, "device_path": item.device_path,
                                        "store": app.store.url})
-            custody_log.record(s, "verified", actor=actor, media_id=media.id, session_id=ds.id, subject=subj,
-                               detail={"store_checksum": checksum})
+            custody_log.record(s, "verified", actor=actor, media_id=media.id, session_id=item.session_id,
+                               subject=subj, detail={"store_checksum": checksum})
             if flags:
-                custody_log.record(s, "flagged", actor=actor, media_id=media.id, session_id=ds.id, subject=subj,
-                                   detail={"flags": flags, "reason": chk.reason})
+                custody_log.record(s, "flagged", actor=actor, media_id=media.id, session_id=item.session_id,
+                                   subject=subj, detail={"flags": flags, "reason": chk.reason})
             return Outcome(item.status, item.reason, media.id)
     except IntegrityError:
         # Another station/worker recorded the same bytes first: this sighting is a duplicate.
         with app.catalog.session() as s:
-            item = s.get(OffloadItem, item_id)
-            mid = s.execute(select(Media.id).where(Media.sha256 == item.sha256)).scalar_one()
-        return _record_duplicate(app, item_id, mid, actor)
+            sha = s.get(OffloadItem, item_id).sha256
+            mid = s.execute(select(Media.id).where(Media.sha256 == sha)).scalar_one()
+            return _record_duplicate(app, s, item_id, mid, actor)
 
 
-ACTIVE = ("offloading", "offloaded")
+def _new_media(s: Session, item: OffloadItem, checksum: str, kind: str, flags: list[str], reasons: dict,
+               times: dict) -> Media:
+    """The media row of a newly stored recording (flushed: it has its id)."""
+    ds = s.get(DockSession, item.session_id)
+    dev = s.get(Device, ds.device_id) if ds.device_id else None
+    badge = times.pop("name_officer", None) or ds.officer_badge
+    officer = s.execute(select(Officer).where(Officer.badge == badge)).scalar_one_or_none() if badge else None
+    marks = ["important"] if times.get("important") else []  # the recorder's own mark
+    now = utcnow()
+    media = Media(
+        sha256=item.sha256, size=item.size or 0, kind=kind, storage_key=media_key(item.sha256),
+        storage_checksum=checksum, status="stored", device_id=dev.id if dev else None,
+        officer_id=officer.id if officer else None, officer_badge=badge, unit_code=ds.unit_code,
+        first_session_id=ds.id, original_path=item.device_path,
+        original_name=item.device_path.rsplit("/", 1)[-1],
+        original_mtime=_from_ns(item.mtime_ns) if item.mtime_ns else None,
+        meta={"sidecar": item.sidecar["content"], "sidecar_file": item.sidecar["file"]} if item.sidecar else {},
+        flags=flags + marks, flag_reasons=reasons, docked_at=ds.started_at, stored_at=now, verified_at=now,
+        **times)
+    s.add(media)
+    s.flush()
+    return media
 
 
 def pending_items(app: App, session_ids: list[int] | None = None,
@@ -274,13 +284,13 @@ def pending_items(app: App, session_ids: list[int] | None = None,
     own files and reports on them."""
     with app.catalog.session() as s:
         q = (select(OffloadItem.id, DockSession.profile).join(DockSession, DockSession.id == OffloadItem.session_id)
-             .where(OffloadItem.phase == "copied", DockSession.station == app.station).order_by(OffloadItem.id))
+             .where(OffloadItem.phase == Phase.COPIED, DockSession.station == app.station).order_by(OffloadItem.id))
         if session_ids is not None:
             q = q.where(OffloadItem.session_id.in_(session_ids))
         elif serial is not None:
             q = q.join(Device, Device.id == DockSession.device_id).where(Device.serial == serial)
         else:
-            q = q.where(DockSession.state.not_in(ACTIVE))
+            q = q.where(DockSession.state.not_in(ACTIVE_SESSION_STATES))
         return [(r[0], r[1]) for r in s.execute(q).all()]
 
 
@@ -310,13 +320,14 @@ def close_drained_sessions(app: App, actor: str) -> int:
     down, the station was killed mid-upload): once every file is stored, they are complete."""
     closed = 0
     item = select(OffloadItem.id).where(OffloadItem.session_id == DockSession.id)
-    unfinished = item.where(or_(OffloadItem.phase.in_(("pending", "copied")), OffloadItem.status == "skipped"))
+    unfinished = item.where(or_(OffloadItem.phase.in_((Phase.PENDING, Phase.COPIED)),
+                                OffloadItem.status == ItemStatus.SKIPPED))
     with app.catalog.session() as s:
         drained = s.execute(select(DockSession).where(DockSession.station == app.station,
-                                                      DockSession.state == "incomplete",
+                                                      DockSession.state == SessionState.INCOMPLETE,
                                                       exists(item), ~exists(unfinished))).scalars().all()
         for d in drained:
-            d.state = "complete"
+            d.state = SessionState.COMPLETE
             d.message = f"completed after the dock: its spool copies were stored ({d.message or 'incomplete'})"
             custody_log.record(s, "session_complete", actor=actor, session_id=d.id,
                                detail={"late": True, "message": d.message})
@@ -330,40 +341,3 @@ def note_error(app: App, item_id: int, err: str) -> None:
         if it is not None:
             it.attempts += 1
             it.last_error = err
-
-
-def clean_spool(app: App) -> int:
-    """Remove spool copies whose recording is stored, verified and indexed (they are caches now)."""
-    root = spool_dir(app) / "objects"
-    if not root.is_dir():
-        return 0
-    removed = 0
-    files = {p.name: p for p in root.iterdir()}
-    if not files:
-        return 0
-    waiting: set[str] = set()
-    referenced: set[str] = set()
-    media: dict[str, Any] = {}
-    names = list(files)
-    with app.catalog.session() as s:  # a few queries per 500 spool files, not three per file
-        for i in range(0, len(names), 500):
-            chunk = names[i:i + 500]
-            for sha, phase in s.execute(select(OffloadItem.sha256, OffloadItem.phase)
-                                        .where(OffloadItem.sha256.in_(chunk))):
-                referenced.add(sha)
-                if phase == "copied":
-                    waiting.add(sha)
-            media.update((r.sha256, r) for r in s.execute(select(Media.sha256, Media.verified_at, Media.index_state)
-                                                          .where(Media.sha256.in_(chunk))))
-    for name, p in files.items():
-        if name in waiting:
-            continue
-        m = media.get(name)
-        if m is not None and m.verified_at is not None and m.index_state != "pending":
-            p.unlink(missing_ok=True)
-            removed += 1
-        elif m is None and name not in referenced and time.time() - p.stat().st_mtime > ORPHAN_AGE_S:
-            # orphan from a crash between rename and commit (old enough not to be in flight)
-            p.unlink(missing_ok=True)
-            removed += 1
-    return removed

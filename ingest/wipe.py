@@ -18,6 +18,7 @@ from core.errors import RefusedEntry
 from catalog import custody_log
 from catalog.models import Media, OffloadItem
 from ingest.offload import open_device_file
+from ingest.states import Phase
 from ingest.volume import Entry
 from storage.fixity import sha256_fd
 from storage.local import fsync_dir
@@ -26,20 +27,12 @@ log = logging.getLogger("custody.wipe")
 
 
 def wipe_session(app: App, sid: int, volume: Path, entries: dict[str, Entry], actor: str) -> int:
+    """Wipe this session's stored files from the device; returns how many were wiped."""
     wiped = 0
-    with app.catalog.session() as s:
-        items = s.execute(select(OffloadItem).where(OffloadItem.session_id == sid, OffloadItem.phase == "stored")
-                          ).scalars().all()
-        todo = [(it.id, it.device_path, it.size, it.mtime_ns, it.inode, it.media_id) for it in items]
-    for item_id, rel, size, mtime_ns, inode, media_id in todo:
+    for item_id, rel, size, mtime_ns, inode, media_id, key, sha, msize in _wipeable(app, sid):
         e = entries.get(rel)
-        if e is None or media_id is None:
+        if e is None:
             continue
-        with app.catalog.session() as s:
-            m = s.get(Media, media_id)
-            if m is None or m.verified_at is None or m.status != "stored":
-                continue
-            key, sha, msize = m.storage_key, m.sha256, m.size
         try:
             app.store.confirm(key, sha, msize)
             st = os.lstat(e.abspath)
@@ -56,11 +49,24 @@ def wipe_session(app: App, sid: int, volume: Path, entries: dict[str, Entry], ac
         fsync_dir(os.path.dirname(e.abspath))
         with app.catalog.session() as s:
             it = s.get(OffloadItem, item_id)
-            it.phase = "wiped"
+            it.phase = Phase.WIPED
             custody_log.record(s, "wiped", actor=actor, media_id=media_id, session_id=sid, subject=f"sha256:{sha}",
                                detail={"device_path": rel, "verified_key": key})
         wiped += 1
     return wiped
+
+
+def _wipeable(app: App, sid: int) -> list[tuple]:
+    """The session's stored items whose recording is stored and verified: (item id, device path,
+    size, mtime_ns, inode, media id, storage key, sha256, media size)."""
+    with app.catalog.session() as s:
+        return [tuple(r) for r in s.execute(
+            select(OffloadItem.id, OffloadItem.device_path, OffloadItem.size, OffloadItem.mtime_ns,
+                   OffloadItem.inode, Media.id, Media.storage_key, Media.sha256, Media.size)
+            .join(Media, Media.id == OffloadItem.media_id)
+            .where(OffloadItem.session_id == sid, OffloadItem.phase == Phase.STORED,
+                   Media.verified_at.is_not(None), Media.status == "stored")
+            .order_by(OffloadItem.id)).all()]
 
 
 CHANGED = "not wiped: the device file's bytes changed after its copy was stored; it will be read again"

@@ -223,8 +223,11 @@ def _unit_rows(scope: Scope, officers: list[dict], devices: list[dict], settings
 def _total_row(scope: Scope, officers: list[dict], devices: list[dict], settings: Settings,
                override: float | None) -> dict:
     root = next((u for u in scope.units if u.code == scope.root), None)
-    std, source, owner = standard_of(root, settings.reports, override, scope)
     name = root.name if root else None
+    if root is None:  # a whole-catalog report: a catalog with one top unit is that unit's report
+        tops = [u for u, level in scope.tree() if level == 0]
+        root = tops[0] if len(tops) == 1 else None
+    std, source, owner = standard_of(root, settings.reports, override, scope)
     return {**ratio_row(TOTAL, name, len(officers), len(devices), std), "parent": None, "level": None,
             "subtotal": True, "own_officers": None, "own_devices": None,
             "standard_source": source, "standard_unit": owner}

@@ -76,6 +76,13 @@ class Scope:
                 walk(u.code, level + 1)
 
         walk(None, 0)
+        # Units caught in a parent_code cycle (imports refuse one; older data may hold it) are not
+        # lost: each is shown as a top unit.
+        seen = {u.code for u, _ in out}
+        for u in sorted(self.units, key=lambda u: u.code):
+            if u.code not in seen:
+                out.append((u, 0))
+                seen.add(u.code)
         return out
 
     def subtree_codes(self, code: str) -> set[str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import or_, select
@@ -84,9 +84,26 @@ def _recordings(session: Session, media: Sequence[Media]) -> dict[int, Recording
     return out
 
 
+def _originals(session: Session, media: Sequence[Media]) -> dict[int, Media]:
+    """Derived (redacted) copies -> the original each was made from (issue 18)."""
+    want = {m.derived_from for m in media if m.derived_from is not None}
+    if not want:
+        return {}
+    rows = {o.id: o for o in session.execute(select(Media).where(Media.id.in_(want))).scalars()}
+    return {m.id: rows[m.derived_from] for m in media if m.derived_from in rows}
+
+
 def load_facts(session: Session, media: Sequence[Media]) -> dict[int, Facts]:
+    """A derived copy is kept as its original is: it takes the original's recording time, links
+    and tags on top of its own (and decide_many gives it the original's media holds)."""
+    origin = _originals(session, media)
     ids = [m.id for m in media]
-    recs, links, tags = _recordings(session, media), _links(session, ids), _tags(session, ids)
+    every = ids + [o.id for o in origin.values()]
+    recs, links, tags = _recordings(session, media), _links(session, every), _tags(session, every)
+    for i, o in origin.items():
+        recs[i] = replace(recs[i], recorded_start=o.recorded_start, stored_at=o.stored_at)
+        links[i] = list(links.get(i, ())) + list(links.get(o.id, ()))
+        tags[i] = list(tags.get(i, ())) + list(tags.get(o.id, ()))
     return {i: Facts(recs[i], tuple(links.get(i, ())), tuple(tags.get(i, ()))) for i in ids}
 
 
@@ -101,7 +118,16 @@ def decide_many(session: Session, media: Sequence[Media], rules: Rules, now: dat
                 holds: list[HoldFact] | None = None) -> dict[int, Decision]:
     holds = load_holds(session, now) if holds is None else holds
     facts = load_facts(session, media)
-    return {i: decide(f.recording, f.links, holds, f.tags, now, rules) for i, f in facts.items()}
+    origin = _originals(session, media)
+    out = {}
+    for i, f in facts.items():
+        own = holds
+        if i in origin:  # a hold on the original covers its derived copies
+            o = origin[i]
+            own = holds + [replace(h, target_ref=str(i)) for h in holds
+                           if h.target_kind == "media" and h.target_ref in (str(o.id), o.sha256)]
+        out[i] = decide(f.recording, f.links, own, f.tags, now, rules)
+    return out
 
 
 def decide_one(session: Session, media: Media, rules: Rules, now: datetime) -> Decision:

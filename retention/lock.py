@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from core.errors import CustodyError
 from catalog import custody_log
 from catalog.models import Media, utcnow
+from catalog.objrecord import record_key
 from retention.decide import Decision
 from retention.load import decide_one
 from retention.rules import Rules, rules_for
@@ -39,6 +40,14 @@ def lock_target(decision: Decision, lock_until: datetime | None, now: datetime, 
 
 def _set_lock(app: Any, media: Media, until: datetime) -> None:
     app.store.set_retention(media.storage_key, until, app.settings.storage.object_lock_mode)
+    _record_too(app, media, lambda key: app.store.set_retention(key, until, app.settings.storage.object_lock_mode))
+
+
+def _record_too(app: Any, media: Media, apply: Any) -> None:
+    """The recording's object record (catalog.objrecord, issue 17) is locked and held with it."""
+    key = record_key(media.storage_key)
+    if app.store.head(key) is not None:
+        apply(key)
 
 
 def apply_retention(app: Any, session: Session, media: Media, *, now: datetime | None = None,
@@ -88,6 +97,7 @@ def apply_decision(app: Any, session: Session, media: Media, decision: Decision,
             detail["retain_until"] = target.isoformat()
         if hold_change:
             app.store.set_legal_hold(media.storage_key, decision.held)
+            _record_too(app, media, lambda key: app.store.set_legal_hold(key, decision.held))
             media.legal_hold_applied = decision.held
             detail["legal_hold"] = decision.held
     except CustodyError as e:

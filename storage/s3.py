@@ -319,10 +319,19 @@ class S3Store:
 
     def iter_bytes(self, key: str, start: int = 0, end: int | None = None,
                    chunk: int = 1024 * 1024) -> Iterator[bytes]:
-        rng = f"bytes={start}-{'' if end is None else end}"
+        """[start, end] inclusive.  The whole object is a plain GET: a ranged GET of a zero-byte
+        object is refused (InvalidRange), and an empty recording is still evidence to verify,
+        export and index.  A range wholly past the end yields nothing, as a local file read does."""
+        if end is not None and end < start:
+            return
+        ranged = {} if start == 0 and end is None else {"Range": f"bytes={start}-{'' if end is None else end}"}
         try:
-            r = self.client.get_object(Bucket=self.bucket, Key=key, Range=rng)
-        except (ClientError, BotoCoreError) as e:
+            r = self.client.get_object(Bucket=self.bucket, Key=key, **ranged)
+        except ClientError as e:
+            if ranged and e.response.get("Error", {}).get("Code") == "InvalidRange":
+                return
+            raise _translate(e, f"get {key}") from e
+        except BotoCoreError as e:
             raise _translate(e, f"get {key}") from e
         body = r["Body"]
         try:

@@ -5,13 +5,13 @@ enabled administrator cannot be disabled (nobody could manage accounts after).
 """
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from catalog.accounts import hash_password
+from catalog.accounts import ROLES, hash_password
 from core.errors import CustodyError
 from catalog import custody_log
-from catalog.models import Account, LoginSession, utcnow
+from catalog.models import Account, LoginFailure, LoginSession, utcnow
 from web.i18n import tagged
 
 CHANGES = ("disable", "enable", "unlock")
@@ -39,15 +39,20 @@ def apply_change(s: Session, acc: Account, change: str, by: str, *, remote_addr:
             raise tagged(CustodyError("this is the last enabled administrator; add another before disabling it"),
                          "error.last_admin")
         acc.disabled = True
+        acc.disabled_at = utcnow()
+        acc.disabled_reason = f"disabled by {by}"[:200]
         _revoke(s, acc)
     elif change == "enable":
         if not acc.disabled:
             raise tagged(CustodyError(f"account {acc.username!r} is not disabled"), "error.account_not_disabled",
                          name=acc.username)
         acc.disabled = False
+        acc.disabled_at = None
+        acc.disabled_reason = None
     elif change == "unlock":
         acc.failed_logins = 0
         acc.locked_until = None
+        s.execute(delete(LoginFailure).where(LoginFailure.username == acc.username))  # every address
     else:
         raise CustodyError(f"unknown account change {change!r}")
     custody_log.record(s, "admin_change", actor=by, subject=f"account:{acc.username}", remote_addr=remote_addr,
@@ -62,6 +67,31 @@ def reset_password(s: Session, acc: Account, password: str, by: str) -> None:
     ended = _revoke(s, acc)
     custody_log.record(s, "admin_change", actor=by, subject=f"account:{acc.username}",
                        detail={"change": "password_reset", "sessions_ended": ended})
+
+
+def set_role(s: Session, acc: Account, role: str, by: str) -> None:
+    if role not in ROLES:
+        raise CustodyError(f"role must be one of {', '.join(ROLES)}")
+    if acc.role == role:
+        raise CustodyError(f"account {acc.username!r} is already {role}")
+    if acc.role == "administrator" and not acc.disabled and enabled_admins(s) <= 1:
+        raise tagged(CustodyError("this is the last enabled administrator; add another before disabling it"),
+                     "error.last_admin")
+    before = acc.role
+    acc.role = role
+    ended = _revoke(s, acc)  # sessions carry the old role's pages: log in again
+    custody_log.record(s, "admin_change", actor=by, subject=f"account:{acc.username}",
+                       detail={"change": "role_changed", "from_role": before, "role": role, "sessions_ended": ended})
+
+
+def reset_mfa(s: Session, acc: Account, by: str) -> None:
+    acc.totp_secret = None
+    acc.totp_enrolled_at = None
+    acc.totp_last_step = None
+    acc.recovery_codes = None
+    ended = _revoke(s, acc)
+    custody_log.record(s, "admin_change", actor=by, subject=f"account:{acc.username}",
+                       detail={"change": "mfa_reset", "sessions_ended": ended})
 
 
 def _revoke(s: Session, acc: Account) -> int:

@@ -15,9 +15,12 @@ from catalog.app import App
 from core.errors import CustodyError, NotFound, PermissionDenied, StorageIntegrityError, StorageUnavailable
 from catalog import custody_log
 from web.auth import LoginRequired, Refused, log_refusal, remote_addr
+from web.hardening import install as install_hardening
 from web.i18n import error_text, lang_of
 from web.pages import render
-from web.routes import admin, audit, cases, media, mine, review, session
+from web.routes import admin, api_v1, audit, cases, media, mine, review, session, uploads
+from web.routes import disclose as disclose_routes
+from web.routes import share as share_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -26,9 +29,10 @@ def create_app(app: App) -> FastAPI:
     api = FastAPI(title="Custody", docs_url=None, redoc_url=None, openapi_url=None)
     api.state.custody = app
     api.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    for module in (session, cases, media, review, admin, audit, mine):
+    for module in (session, cases, media, review, admin, audit, mine, uploads, api_v1, share_routes, disclose_routes):
         api.include_router(module.router)
     _install_error_pages(api)
+    install_hardening(api, _error)  # issue 17: limits, logged 400/404s, scope as 404, HSTS, proxies
 
     @api.middleware("http")
     async def security_headers(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette signature

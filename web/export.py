@@ -108,7 +108,7 @@ def copy_original(app: App, m: Media, dest: Path) -> int:
     return n
 
 
-def media_record(m: Media, link: MediaLink, s: Session, payload: str | None) -> dict[str, Any]:
+def media_record(m: Media, link: MediaLink | None, s: Session, payload: str | None) -> dict[str, Any]:
     trail = s.execute(select(CustodyEvent).where(CustodyEvent.media_id == m.id).order_by(CustodyEvent.seq)).scalars()
     all_links = s.execute(select(MediaLink, Case.case_no).join(Case, Case.id == MediaLink.case_id)
                           .where(MediaLink.media_id == m.id).order_by(MediaLink.created_at)).all()
@@ -127,8 +127,8 @@ def media_record(m: Media, link: MediaLink, s: Session, payload: str | None) -> 
         },
         "stored_at": _iso(m.stored_at), "verified_at": _iso(m.verified_at), "docked_at": _iso(m.docked_at),
         "probe": m.probe, "meta": m.meta or {},
-        "link": {"method": link.method, "score": link.score, "reason": link.reason, "created_by": link.created_by,
-                 "created_at": _iso(link.created_at)},
+        "link": ({"method": link.method, "score": link.score, "reason": link.reason, "created_by": link.created_by,
+                  "created_at": _iso(link.created_at)} if link is not None else None),  # None: shared by itself
         "all_links": [{"case_no": no, "method": lk.method, "reason": lk.reason, "active": lk.active,
                        "created_by": lk.created_by, "created_at": _iso(lk.created_at), "removed_by": lk.removed_by,
                        "removed_at": _iso(lk.removed_at), "removed_reason": lk.removed_reason}

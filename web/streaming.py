@@ -16,17 +16,26 @@ from urllib.parse import quote
 
 from starlette.responses import Response, StreamingResponse
 
-from core.errors import StorageIntegrityError
+from core.errors import StorageIntegrityError, StorageUnavailable
 from storage.base import ObjectStore
 
 CHUNK = 256 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_MAX_DIGITS = 19  # no object is larger than 10**19 bytes; longer numbers are not satisfiable
 
 KIND_TYPES = {"video": "video/mp4", "audio": "audio/mpeg", "photo": "image/jpeg"}
 
 
 class RangeNotSatisfiable(Exception):
     pass
+
+
+class ObjectMissing(StorageIntegrityError):
+    """The catalog names an object the store lacks (the answer names no server path)."""
+
+
+class StoreFailed(StorageUnavailable):
+    """The store did not answer (the answer names no endpoint or key)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,10 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     a, b = m.groups()
     if a == "" and b == "":
         return None
+    if len(a) > _MAX_DIGITS or len(b) > _MAX_DIGITS:
+        if a and len(a) > _MAX_DIGITS:
+            raise RangeNotSatisfiable()  # starts beyond any object
+        b = str(size) if a == "" else ""  # a suffix or an end beyond the object: up to its end
     if a == "":  # suffix: the last n bytes
         n = int(b)
         if n == 0 or size == 0:
@@ -74,17 +87,31 @@ def content_type(kind: str, name: str) -> str:
 
 def primed(chunks: Iterator[bytes]) -> Iterator[bytes]:
     """Open the object before the status line goes out: a store that does not answer
-    becomes an error page (503), not a 206 that stops after its headers."""
+    becomes an error page (503), not a 206 that stops after its headers.  Errors name no
+    server path, endpoint or key (they are in the custody log and the server log)."""
     it = iter(chunks)
     try:
         first = next(it, b"")
     except FileNotFoundError as e:  # local store: the catalog names an object the disk lacks
-        raise StorageIntegrityError(f"the stored original is missing from the store ({e.filename})") from e
+        raise ObjectMissing("the stored object is missing from the store") from e
+    except StorageUnavailable as e:
+        if "NoSuchKey" in str(e) or "404" in str(e):
+            raise ObjectMissing("the stored object is missing from the store") from e
+        raise StoreFailed("the object store does not answer") from e
     return itertools.chain([first], it)
 
 
+def open_range(store: ObjectStore, key: str, size: int | None, rng: ByteRange | None) -> Iterator[bytes]:
+    """The object's bytes (a range of them), already opened: raises ObjectMissing/StoreFailed now."""
+    if size == 0:
+        return iter([b""])
+    if rng is None:
+        return primed(store.iter_bytes(key, 0, None if size is None else size - 1, chunk=CHUNK))
+    return primed(store.iter_bytes(key, rng.start, rng.end, chunk=CHUNK))
+
+
 def ranged_response(store: ObjectStore, key: str, size: int, rng: ByteRange | None, media_type: str,
-                    *, download_name: str | None = None) -> Response:
+                    *, download_name: str | None = None, chunks: Iterator[bytes] | None = None) -> Response:
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-store"}
     if download_name:
         headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(download_name)}"
@@ -92,12 +119,13 @@ def ranged_response(store: ObjectStore, key: str, size: int, rng: ByteRange | No
         return Response(b"", media_type=media_type, headers=headers)
     if rng is None:
         headers["Content-Length"] = str(size)
-        return StreamingResponse(primed(store.iter_bytes(key, 0, size - 1, chunk=CHUNK)), media_type=media_type,
-                                 headers=headers)
+        return StreamingResponse(chunks if chunks is not None else primed(store.iter_bytes(key, 0, size - 1,
+                                                                                               chunk=CHUNK)),
+                                 media_type=media_type, headers=headers)
     headers["Content-Range"] = f"bytes {rng.start}-{rng.end}/{size}"
     headers["Content-Length"] = str(rng.length)
-    return StreamingResponse(primed(store.iter_bytes(key, rng.start, rng.end, chunk=CHUNK)), status_code=206,
-                             media_type=media_type, headers=headers)
+    body = chunks if chunks is not None else primed(store.iter_bytes(key, rng.start, rng.end, chunk=CHUNK))
+    return StreamingResponse(body, status_code=206, media_type=media_type, headers=headers)
 
 
 def not_satisfiable(size: int) -> Response:

@@ -92,7 +92,7 @@ def import_cmd(app: Any, kind: str, file: Path) -> None:
 @click.command("link")
 @click.argument("media_ref", metavar="MEDIA")
 @click.argument("case_no", metavar="CASE")
-@click.option("--reason", required=True, help="Why this recording belongs to the case (kept in the custody log).")
+@click.option("--reason", required=True, help="Why this recording belongs to the case (kept in the custody log). / 该录像属于该案件的理由(记入保管日志)")
 @click.pass_obj
 def link_cmd(app: Any, media_ref: str, case_no: str, reason: str) -> None:
     """Link a recording (id or SHA-256) to a case by hand / 人工关联."""
@@ -107,7 +107,7 @@ def link_cmd(app: Any, media_ref: str, case_no: str, reason: str) -> None:
 @click.command("unlink")
 @click.argument("media_ref", metavar="MEDIA")
 @click.argument("case_no", metavar="CASE")
-@click.option("--reason", required=True, help="Why this recording does not belong to the case.")
+@click.option("--reason", required=True, help="Why this recording does not belong to the case. / 该录像不属于该案件的理由")
 @click.pass_obj
 def unlink_cmd(app: Any, media_ref: str, case_no: str, reason: str) -> None:
     """Rule a recording out of a case (removes a link; automatic linking will not re-add it) / 解除关联."""
@@ -137,7 +137,7 @@ def _review_json(s: Session, item: ReviewItem, tz: tzinfo) -> dict[str, Any]:
 
 
 @click.command("review-queue")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list. / 输出 JSON 列表")
 @click.pass_obj
 def review_queue_cmd(app: Any, as_json: bool) -> None:
     """Recordings whose case is doubtful, waiting for a reviewer / 待人工审核.
@@ -185,13 +185,13 @@ def _print_rows(rows: list[SearchRow], tz: tzinfo) -> None:
 @click.option("--case", "case_no", metavar="NO",
               help="案件编号或执法系统记录号 / Case number or the enforcement system's record id.")
 @click.option("--officer", metavar="BADGE", help="Officer badge (警号).")
-@click.option("--device", metavar="SERIAL", help="Device serial.")
-@click.option("--enterprise", metavar="TEXT", help="Part of the inspected enterprise's name.")
-@click.option("--from", "date_from", metavar="DATE", help="Recordings starting on/after (local date or time).")
-@click.option("--to", "date_to", metavar="DATE", help="... and up to (a date includes the whole day).")
-@click.option("--unlinked", is_flag=True, help="Only recordings linked to no case.")
-@click.option("--limit", type=int, default=1000, show_default=True, help="At most this many rows (0: all).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.option("--device", metavar="SERIAL", help="Device serial. / 设备编号")
+@click.option("--enterprise", metavar="TEXT", help="Part of the inspected enterprise's name. / 被检查企业名称的一部分")
+@click.option("--from", "date_from", metavar="DATE", help="Recordings starting on/after (local date or time). / 开始于该日期/时间及以后的录像(本地时间)")
+@click.option("--to", "date_to", metavar="DATE", help="... and up to (a date includes the whole day). / ……直至该日期/时间(只给日期则含当天全天)")
+@click.option("--unlinked", is_flag=True, help="Only recordings linked to no case. / 只列出未关联任何案件的录像")
+@click.option("--limit", type=int, default=1000, show_default=True, help="At most this many rows (0: all). / 最多列出的行数(0 为全部)")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list. / 输出 JSON 列表")
 @click.pass_obj
 def search_cmd(app: Any, case_no: str | None, officer: str | None, device: str | None, enterprise: str | None,
                date_from: str | None, date_to: str | None, unlinked: bool, limit: int, as_json: bool) -> None:

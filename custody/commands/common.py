@@ -20,8 +20,12 @@ def acting(app: App, s: Session, capability: str, subject: str = "") -> Actor:
 
 
 def echo_json(data: Any) -> None:
-    """Machine-readable output: UTF-8 (Chinese unescaped), indented, instants as ISO text."""
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    """Machine-readable output: UTF-8 (Chinese unescaped), indented, instants as ISO text.
+
+    Characters a terminal could obey (C1 controls such as CSI U+009B, DEL, bidi overrides) are
+    written as JSON \\u escapes; json.dumps escapes only the C0 ones itself."""
+    text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    click.echo("".join(c if c.isprintable() or c in "\n" else json.dumps(c)[1:-1] for c in text))
 
 
 def iso(dt: datetime | None, tz: tzinfo = timezone.utc) -> str | None:

@@ -8,20 +8,25 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.accounts import Actor, require, resolve_actor
 from custody import station
-from custody.commands.common import acting, echo_json, iso
+from custody.commands.common import acting, echo_json, iso, safe
 from core.errors import CustodyError, NotFound
 from catalog import custody_log, jobs
 from catalog.models import ClockCorrection, Derivative, Device, Media, Officer
+from disclose import derived as disclose_derived
 from indexer.clock import add_correction, revoke_correction
 
 
@@ -102,37 +107,62 @@ def media_detail(s: Session, m: Media, serial: str | None, badge: str | None, tz
         "keyframes": kfs,
         "contact_sheet": sheet,
         "thumbnail": photo_thumb,
+        **_derivation(s, m),
     }
 
 
+def _derivation(s: Session, m: Media) -> dict[str, Any]:
+    """Issue 18: the original a derived (redacted) copy was made from, its approval, and an
+    original's derived copies."""
+    red = disclose_derived.redaction_of(s, m.id)
+    copies = s.execute(select(Media.id).where(Media.derived_from == m.id).order_by(Media.id)).scalars().all()
+    return {"derived_from": m.derived_from, "derived_copies": list(copies),
+            "redaction": None if red is None else {
+                "id": red.id, "created_by": red.created_by, "created_at": red.created_at, "reason": red.reason,
+                "approved": red.approved_at is not None, "approved_by": red.approved_by,
+                "approved_at": red.approved_at}}
+
+
 # --------------------------------------------------------------------------- human output
+def _say(line: str) -> None:
+    click.echo(safe(line))
+
+
 def _print_detail(d: dict[str, Any]) -> None:
+    """File names, readings and notes are data from a device: control characters are shown
+    escaped (\\xNN), never sent to the terminal (issue 17)."""
     t = d["metadata"]
     dims = f"{d['width']}x{d['height']}" if d["width"] else ""
     codecs = "/".join(c for c in (t.get("video_codec"), t.get("audio_codec")) if c)
     dur = f"{d['duration_seconds']:.1f} s" if d["duration_seconds"] else ""
-    click.echo(f"录像 Recording #{d['id']}  {d['kind']}  {dur}  {dims}  {codecs}".rstrip())
-    click.echo(f"  SHA-256: {d['sha256']}  ({d['size']} bytes)")
-    click.echo(f"  设备 Device: {d['device'] or '-'}   警号 Officer: {d['officer'] or '-'}   单位 Unit: {d['unit'] or '-'}")
-    click.echo(f"  原始文件 Original: {d['original_path']}")
-    click.echo(f"  开始 Start (corrected): {d['recorded_start'] or '未知 unknown'}")
-    click.echo(f"  结束 End (corrected):   {d['recorded_end'] or '未知 unknown'}")
-    click.echo(f"  设备时钟读数 Device clock read: {d['device_start'] or '-'}  "
+    _say(f"录像 Recording #{d['id']}  {d['kind']}  {dur}  {dims}  {codecs}".rstrip())
+    _say(f"  SHA-256: {d['sha256']}  ({d['size']} bytes)")
+    _say(f"  设备 Device: {d['device'] or '-'}   警号 Officer: {d['officer'] or '-'}   单位 Unit: {d['unit'] or '-'}")
+    _say(f"  原始文件 Original: {d['original_path']}")
+    _say(f"  开始 Start (corrected): {d['recorded_start'] or '未知 unknown'}")
+    _say(f"  结束 End (corrected):   {d['recorded_end'] or '未知 unknown'}")
+    _say(f"  设备时钟读数 Device clock read: {d['device_start'] or '-'}  "
                f"(来源 source: {d['time_source'] or 'none'})")
     off = d["clock_offset_seconds"]
-    click.echo(f"  时钟误差 Clock offset: {'未知 unknown' if off is None else f'{off:+.3f} s'}"
+    _say(f"  时钟误差 Clock offset: {'未知 unknown' if off is None else f'{off:+.3f} s'}"
                + (f"  ({d['clock_offset_source']})" if d["clock_offset_source"] else ""))
     for src, r in d["time_readings"].items():
-        click.echo(f"    读数 reading {src}: {r['text']}" + (f"  — {r['note']}" if r.get("note") else ""))
+        _say(f"    读数 reading {src}: {r['text']}" + (f"  — {r['note']}" if r.get("note") else ""))
     for f in d["flags"]:
-        click.echo(f"  标记 Flag: {f}" + (f" — {d['flag_reasons'][f]}" if f in d["flag_reasons"] else ""))
+        _say(f"  标记 Flag: {f}" + (f" — {d['flag_reasons'][f]}" if f in d["flag_reasons"] else ""))
     if t.get("location"):
-        click.echo(f"  位置 Location: {t['location']}")
-    click.echo(f"  索引 Index: {d['index_state']}   关键帧 Keyframes: {len(d['keyframes'])}")
+        _say(f"  位置 Location: {t['location']}")
+    _say(f"  索引 Index: {d['index_state']}   关键帧 Keyframes: {len(d['keyframes'])}")
     for k in d["keyframes"]:
-        click.echo(f"    {k['offset_seconds']:9.3f} s  {k['reason'] or '':13s} {k['storage_key']}")
+        _say(f"    {k['offset_seconds']:9.3f} s  {k['reason'] or '':13s} {k['storage_key']}")
     if d["contact_sheet"]:
-        click.echo(f"  缩略图总览 Contact sheet: {d['contact_sheet']}")
+        _say(f"  缩略图总览 Contact sheet: {d['contact_sheet']}")
+    if d["derived_from"]:
+        r = d["redaction"] or {}
+        _say(f"  衍生自 Derived from: #{d['derived_from']}   "
+                   + (f"已批准 approved by {r.get('approved_by')}" if r.get("approved") else "未批准 NOT approved"))
+    if d["derived_copies"]:
+        _say(f"  衍生副本 Derived copies: {', '.join(f'#{i}' for i in d['derived_copies'])}")
 
 
 # --------------------------------------------------------------------------- media
@@ -142,8 +172,8 @@ def media_group() -> None:
 
 
 @media_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--limit", type=int, default=200, show_default=True, help="Newest N recordings (0 = all).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output. / 机器可读输出")
+@click.option("--limit", type=int, default=200, show_default=True, help="Newest N recordings (0 = all). / 最新的 N 条录像(0 为全部)")
 @click.pass_obj
 def media_list(app: Any, as_json: bool, limit: int) -> None:
     """List stored recordings, newest first / 列出录像."""
@@ -159,15 +189,38 @@ def media_list(app: Any, as_json: bool, limit: int) -> None:
     if as_json:
         echo_json(rows)
         return
+    if not rows:
+        click.echo("no recordings / 没有录像")
+        return
+    table = Table("ID", "类型/Kind", "开始/Start", "设备/Device", "警号/Officer", "大小/Size", "SHA-256",
+                  "标记/Flags")
     for r in rows:
-        flags = ",".join(r["flags"])
-        click.echo(f"{r['id']:>6}  {r['kind']:5s}  {r['recorded_at'] or '-':25s}  {r['device'] or '-':10s} "
-                   f"{r['officer'] or '-':8s} {r['size']:>12}  {r['sha256'][:12]}  {flags}")
+        start = r["recorded_at"][:19].replace("T", " ") if r["recorded_at"] else "—"
+        # Names and flags are data: never read as console markup.
+        table.add_row(*(escape(safe(c)) for c in (str(r["id"]), r["kind"], start, r["device"] or "—", r["officer"] or "—",
+                                            human_size(r["size"]), r["sha256"][:12], ", ".join(r["flags"]) or "—")))
+    table.columns[0].justify = table.columns[5].justify = "right"
+    Console(width=None if sys.stdout.isatty() else 200, soft_wrap=False).print(table)
+    click.echo(f"{len(rows)} recording(s); local times (UTC{app.settings.station.timezone}) / 本地时间")
+
+
+def human_size(n: int | None) -> str:
+    """Bytes for people: 512 B, 1.5 KiB, 180.0 MiB, 2.1 GiB (the exact count is in --json)."""
+    if n is None:
+        return "—"
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}"
+    return f"{n} B"
 
 
 @media_group.command("show")
 @click.argument("media_id", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output. / 机器可读输出")
 @click.pass_obj
 def media_show(app: Any, media_id: int, as_json: bool) -> None:
     """Metadata, time sources and keyframes of one recording (logged as a view) / 录像详情."""
@@ -183,10 +236,25 @@ def media_show(app: Any, media_id: int, as_json: bool) -> None:
         _print_detail(detail)
 
 
+@media_group.command("get")
+@click.argument("media_ref")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write the recording's bytes to / 输出文件.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output. / 机器可读输出")
+@click.pass_obj
+def media_get(app: Any, media_ref: str, out_file: Path, as_json: bool) -> None:
+    """Write a stored recording's bytes (original or derived), checked and logged / 下载录像文件."""
+    res = disclose_derived.copy_out(app, media_ref, out_file)
+    if as_json:
+        echo_json(res)
+    else:
+        click.echo(f"wrote {res['size']} bytes of recording {res['id']} to {res['out']} (sha256 {res['sha256']})")
+
+
 @media_group.command("keyframes")
 @click.argument("media_id", type=int)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write the keyframe JPEGs into (created).")
+              help="Folder to write the keyframe JPEGs into (created). / 关键帧 JPEG 的输出目录(自动创建)")
 @click.pass_obj
 def media_keyframes(app: Any, media_id: int, out_dir: Path) -> None:
     """Write a recording's keyframes out as JPEG files (logged as an export) / 导出关键帧."""
@@ -228,7 +296,7 @@ def _report(done: dict[str, int]) -> None:
 
 
 @click.command("index")
-@click.option("--pending", is_flag=True, help="Run every pending (and expired) indexing job now.")
+@click.option("--pending", is_flag=True, help="Run every pending (and expired) indexing job now. / 立即执行所有待处理(及租约过期)的索引任务")
 @click.pass_obj
 def index_cmd(app: Any, pending: bool) -> None:
     """Run the indexing queue by hand / 手动执行索引任务."""
@@ -244,7 +312,7 @@ def index_cmd(app: Any, pending: bool) -> None:
 
 @click.command("reindex")
 @click.argument("media_ids", nargs=-1, type=int)
-@click.option("--force", is_flag=True, help="Redo recordings already indexed (new keyframes supersede old).")
+@click.option("--force", is_flag=True, help="Redo recordings already indexed (new keyframes supersede old). / 重做已索引的录像(新关键帧取代旧的)")
 @click.pass_obj
 def reindex_cmd(app: Any, media_ids: tuple[int, ...], force: bool) -> None:
     """Index recordings again: the IDs given, else every one not indexed (all with --force) / 重新索引."""
@@ -283,15 +351,15 @@ def clock_group() -> None:
 
 @clock_group.command("correct")
 @click.argument("serial")
-@click.option("--from", "valid_from", required=True, help="Start of the range, on the device clock (ISO 8601).")
-@click.option("--to", "valid_to", default=None, help="End of the range (exclusive); open-ended if omitted.")
+@click.option("--from", "valid_from", required=True, help="Start of the range, on the device clock (ISO 8601). / 区间起点,按设备时钟(ISO 8601)")
+@click.option("--to", "valid_to", default=None, help="End of the range (exclusive); open-ended if omitted. / 区间终点(不含);省略则不设终点")
 @click.option("--offset", "offset_seconds", required=True, type=float,
-              help="Device clock minus true time, in seconds (positive: the device ran fast).")
-@click.option("--reason", required=True, help="Why (kept in the custody log).")
+              help="Device clock minus true time, in seconds (positive: the device ran fast). / 设备时钟减真实时间,秒(正数:设备走快)")
+@click.option("--reason", required=True, help="Why (kept in the custody log). / 原因(记入保管日志)")
 @click.pass_obj
 def clock_correct(app: Any, serial: str, valid_from: str, valid_to: str | None, offset_seconds: float,
                   reason: str) -> None:
-    """Correct a device's clock over a time range; affected recordings are re-timed openly."""
+    """Correct a device's clock over a time range; affected recordings are re-timed openly / 校正设备某时段的时钟;受影响的录像公开重新计时."""
     tz = app.settings.tz
     start = parse_device_time(valid_from, tz)
     end = parse_device_time(valid_to, tz) if valid_to else None
@@ -305,10 +373,10 @@ def clock_correct(app: Any, serial: str, valid_from: str, valid_to: str | None, 
 
 @clock_group.command("revoke")
 @click.argument("correction_id", type=int)
-@click.option("--reason", required=True, help="Why the correction is withdrawn (kept in the custody log).")
+@click.option("--reason", required=True, help="Why the correction is withdrawn (kept in the custody log). / 撤销校正的原因(记入保管日志)")
 @click.pass_obj
 def clock_revoke(app: Any, correction_id: int, reason: str) -> None:
-    """Withdraw a correction; affected recordings are re-timed without it."""
+    """Withdraw a correction; affected recordings are re-timed without it / 撤销一次时钟校正;受影响的录像不再按其计时."""
     with app.catalog.session() as s:
         actor = acting(app, s, "correct_clock", f"clock_correction:{correction_id}")
         retimed = revoke_correction(app, s, correction_id, reason, actor.username)
@@ -317,7 +385,7 @@ def clock_revoke(app: Any, correction_id: int, reason: str) -> None:
 
 @clock_group.command("list")
 @click.argument("serial", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output. / 机器可读输出")
 @click.pass_obj
 def clock_list(app: Any, serial: str | None, as_json: bool) -> None:
     """Clock corrections, newest first (revoked ones included) / 时钟校正记录."""
@@ -336,8 +404,8 @@ def clock_list(app: Any, serial: str | None, as_json: bool) -> None:
         return
     for r in rows:
         state = f"撤销 revoked {r['revoked_at']}" if r["revoked_at"] else "有效 active"
-        click.echo(f"#{r['id']}  {r['device']}  {r['from']} → {r['to'] or '…'}  {r['offset_seconds']:+.3f} s  "
-                   f"{state}  by {r['created_by']}: {r['reason']}")
+        _say(f"#{r['id']}  {r['device']}  {r['from']} → {r['to'] or '…'}  {r['offset_seconds']:+.3f} s  "
+             f"{state}  by {r['created_by']}: {r['reason']}")
 
 
 COMMANDS = [media_group, index_cmd, reindex_cmd, clock_group]

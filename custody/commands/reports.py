@@ -30,13 +30,15 @@ from reports.usage import UsageOptions, usage_report
 
 def _output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--detail", is_flag=True, help="Table/CSV: also list the officers, devices, cases and "
-                     "recordings behind each figure (JSON and HTML always include them).")(f)
+                     "recordings behind each figure (JSON and HTML always include them). / "
+                     "表格/CSV 另列出每项指标对应的人员、设备、案件和录像(JSON 与 HTML 总是包含)")(f)
     f = click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), default=None,
-                     help="Write to FILE instead of standard output.")(f)
+                     help="Write to FILE instead of standard output. / 写入文件而非标准输出")(f)
     f = click.option("--lang", type=click.Choice(LANGS), default="zh", show_default=True,
-                     help="Labels: Simplified Chinese or English.")(f)
-    f = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)(f)
-    f = click.option("--unit", default=None, help="Unit code: this unit and the units under it.")(f)
+                     help="Labels: Simplified Chinese or English. / 标签语言:简体中文或英文")(f)
+    f = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+                     help="Output format / 输出格式")(f)
+    f = click.option("--unit", default=None, help="Unit code: this unit and the units under it. / 单位代码:该单位及其全部下级单位")(f)
     return f
 
 
@@ -84,11 +86,11 @@ def report() -> None:
     """Administrator reports / 管理报表: ratio, coverage, usage."""
 
 @report.command("ratio")
-@click.option("--at", "at", default=None, metavar="DATE", help="Local date (YYYY-MM-DD); default today.")
+@click.option("--at", "at", default=None, metavar="DATE", help="Local date (YYYY-MM-DD); default today. / 统计日(本地日期 YYYY-MM-DD),默认今天")
 @click.option("--standard", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Officers per device to hold every unit to (overrides unit and config standards).")
+              help="Officers per device to hold every unit to (overrides unit and config standards). / 所有单位统一适用的配备标准(人/台,覆盖单位及配置中的标准)")
 @click.option("--kinds", default=None, help="Device kinds counted, e.g. camera,terminal "
-              "(default: reports.counted_device_kinds).")
+              "(default: reports.counted_device_kinds). / 计入的设备类型,如 camera,terminal")
 @_output_options
 @click.pass_obj
 def ratio(app: App, at: str | None, standard: float | None, kinds: str | None, unit: str | None, fmt: str,
@@ -100,18 +102,18 @@ def ratio(app: App, at: str | None, standard: float | None, kinds: str | None, u
     _produce(app, "ratio", lambda s: ratio_report(s, app.settings, opts), params, fmt, lang, out, detail)
 
 @report.command("coverage")
-@click.option("--from", "first", required=True, metavar="DATE", help="First local day of the period.")
-@click.option("--to", "last", required=True, metavar="DATE", help="Last local day of the period (included).")
+@click.option("--from", "first", required=True, metavar="DATE", help="First local day of the period. / 统计期间第一天(本地日期)")
+@click.option("--to", "last", required=True, metavar="DATE", help="Last local day of the period (included). / 统计期间最后一天(含)")
 @click.option("--kinds", default=None, help="Device kinds checked for docking (default: "
-              "reports.counted_device_kinds).")
+              "reports.counted_device_kinds). / 检查接入情况的设备类型")
 @click.option("--deadline-hours", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Upload deadline after a recording ends (default: reports.upload_deadline_hours).")
+              help="Upload deadline after a recording ends (default: reports.upload_deadline_hours). / 录像结束后的上传时限,小时(默认 reports.upload_deadline_hours)")
 @click.option("--undocked-days", type=click.IntRange(min=1), default=None,
-              help="A device not docked for longer is listed (default: reports.undocked_days).")
+              help="A device not docked for longer is listed (default: reports.undocked_days). / 超过该天数未接入的设备被列出(默认 reports.undocked_days)")
 @click.option("--clock-threshold", type=click.FloatRange(min=0), default=None,
-              help="Seconds of clock error that list a device (default: reports.clock_error_threshold_seconds).")
+              help="Seconds of clock error that list a device (default: reports.clock_error_threshold_seconds). / 列出设备的时钟误差阈值,秒(默认 reports.clock_error_threshold_seconds)")
 @click.option("--unlinked-days", type=click.IntRange(min=0), default=None,
-              help="A recording unlinked for longer is listed (default: reports.unlinked_days).")
+              help="A recording unlinked for longer is listed (default: reports.unlinked_days). / 超过该天数仍未关联的录像被列出(默认 reports.unlinked_days)")
 @_output_options
 @click.pass_obj
 def coverage(app: App, first: str, last: str, kinds: str | None, deadline_hours: float | None,
@@ -129,9 +131,9 @@ def coverage(app: App, first: str, last: str, kinds: str | None, deadline_hours:
              lang, out, detail)
 
 @report.command("usage")
-@click.option("--from", "first", default=None, metavar="DATE", help="First local day (default: all earlier).")
-@click.option("--to", "last", default=None, metavar="DATE", help="Last local day, included (default: today).")
-@click.option("--kinds", default=None, help="Only these device kinds (default: all).")
+@click.option("--from", "first", default=None, metavar="DATE", help="First local day (default: all earlier). / 第一天(本地日期,默认不限)")
+@click.option("--to", "last", default=None, metavar="DATE", help="Last local day, included (default: today). / 最后一天(含,默认今天)")
+@click.option("--kinds", default=None, help="Only these device kinds (default: all). / 只统计这些设备类型(默认全部)")
 @_output_options
 @click.pass_obj
 def usage(app: App, first: str | None, last: str | None, kinds: str | None, unit: str | None, fmt: str,

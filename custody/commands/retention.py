@@ -135,11 +135,11 @@ def retention() -> None:
 
 @retention.command("explain")
 @click.argument("media_ref", metavar="MEDIA")
-@click.option("--at", "at", default=None, help="Decide as of this instant (ISO, with offset); read-only.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--at", "at", default=None, help="Decide as of this instant (ISO, with offset); read-only. / 按该时刻判断(ISO,带时区);只读")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output. / 机器可读输出")
 @click.pass_obj
 def explain(app: Any, media_ref: str, at: str | None, as_json: bool) -> None:
-    """Why a recording is kept, until when, and by which rule."""
+    """Why a recording is kept, until when, and by which rule / 录像为何保存、保存到何时、依据哪条规则."""
     with app.catalog.session() as s:
         acting(app, s, "view", f"media:{media_ref}")
         data = explain_json(app, s, find_media(s, media_ref), _parse_at(at))
@@ -149,10 +149,10 @@ def explain(app: Any, media_ref: str, at: str | None, as_json: bool) -> None:
         _print_explain(data, app.settings.tz)
 
 @retention.command("plan")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output. / 机器可读输出")
 @click.pass_obj
 def plan_cmd(app: Any, as_json: bool) -> None:
-    """List what would be deleted now, why, and what changed since the last plan."""
+    """List what would be deleted now, why, and what changed since the last plan / 列出现在将被删除的录像、原因及与上次计划相比的变化."""
     with app.catalog.session() as s:
         actor = acting(app, s, "retention", "retention:plan")
         data = plan_json(s, create_plan(app, s, actor))
@@ -163,10 +163,10 @@ def plan_cmd(app: Any, as_json: bool) -> None:
 
 @retention.command("show")
 @click.argument("plan_id", type=int, metavar="PLAN")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output. / 机器可读输出")
 @click.pass_obj
 def show(app: Any, plan_id: int, as_json: bool) -> None:
-    """Show a plan and its items (what an approver reviews)."""
+    """Show a plan and its items (what an approver reviews) / 显示一个清理计划及其条目(供审批人审阅)."""
     with app.catalog.session() as s:
         acting(app, s, "retention", f"plan:{plan_id}")
         data = plan_json(s, get_plan(s, plan_id))
@@ -179,18 +179,18 @@ def show(app: Any, plan_id: int, as_json: bool) -> None:
 @click.argument("plan_id", type=int, metavar="PLAN")
 @click.pass_obj
 def approve(app: Any, plan_id: int) -> None:
-    """Approve a draft plan (an administrator other than its creator)."""
+    """Approve a draft plan (an administrator other than its creator) / 批准清理计划草案(须由创建人以外的管理员)."""
     with app.catalog.session() as s:
         actor = acting(app, s, "retention", f"plan:{plan_id}")
         plan = approve_plan(app, s, actor, plan_id)
         click.echo(f"plan {plan.id} approved by {actor.username} / 计划已批准")
 
 @retention.command("sweep")
-@click.option("--plan", "plan_id", type=int, default=None, help="Plan to sweep (default: latest approved).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--plan", "plan_id", type=int, default=None, help="Plan to sweep (default: latest approved). / 要执行的清理计划(默认最近批准的)")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output. / 机器可读输出")
 @click.pass_obj
 def sweep_cmd(app: Any, plan_id: int | None, as_json: bool) -> None:
-    """Delete what the approved plan lists, re-checking each item now."""
+    """Delete what the approved plan lists, re-checking each item now / 删除已批准计划所列录像,逐条重新核查."""
     with app.catalog.session() as s:
         actor = acting(app, s, "retention", "retention:sweep")
     rep = sweep(app, actor, plan_id=plan_id)
@@ -214,10 +214,10 @@ def hold() -> None:
 @hold.command("add")
 @click.argument("kind", type=click.Choice(TARGETS))
 @click.argument("ref")
-@click.option("--reason", required=True, help="Why the hold is placed (kept in the custody log).")
+@click.option("--reason", required=True, help="Why the hold is placed (kept in the custody log). / 保全的原因(记入保管日志)")
 @click.pass_obj
 def add(app: Any, kind: str, ref: str, reason: str) -> None:
-    """Place a hold: KIND is media|case|device|officer, REF its id/case no/serial/badge."""
+    """Place a hold: KIND is media|case|device|officer, REF its id/case no/serial/badge / 设置保全:KIND 为 media|case|device|officer,REF 为其编号."""
     with app.catalog.session() as s:
         actor = acting(app, s, "hold", f"{kind}:{ref}")
         h = add_hold(s, actor, kind, ref, reason)
@@ -227,10 +227,10 @@ def add(app: Any, kind: str, ref: str, reason: str) -> None:
 
 @hold.command("release")
 @click.argument("hold_id", type=int)
-@click.option("--reason", required=True)
+@click.option("--reason", required=True, help="Why the hold is released (kept in the custody log). / 解除保全的原因(记入保管日志)")
 @click.pass_obj
 def release(app: Any, hold_id: int, reason: str) -> None:
-    """Release a hold (it stays on record, with who and why)."""
+    """Release a hold (it stays on record, with who and why) / 解除保全(记录保留,含操作人和原因)."""
     with app.catalog.session() as s:
         actor = acting(app, s, "hold", f"hold:{hold_id}")
         h = release_hold(s, actor, hold_id, reason)
@@ -238,11 +238,11 @@ def release(app: Any, hold_id: int, reason: str) -> None:
         click.echo(f"hold #{h.id} released by {actor.username}; {n} recording(s) re-checked / 已解除")
 
 @hold.command("list")
-@click.option("--all", "include_released", is_flag=True, help="Include released holds.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--all", "include_released", is_flag=True, help="Include released holds. / 包括已解除的保全")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output. / 机器可读输出")
 @click.pass_obj
 def list_cmd(app: Any, include_released: bool, as_json: bool) -> None:
-    """List holds (standing ones unless --all)."""
+    """List holds (standing ones unless --all) / 列出保全(默认只列有效的)."""
     with app.catalog.session() as s:
         acting(app, s, "view", "holds")
         rows = [hold_json(h) for h in list_holds(s, include_released)]
@@ -266,10 +266,10 @@ def tag() -> None:
 @tag.command("add")
 @click.argument("media_ref", metavar="MEDIA")
 @click.argument("tag_name", metavar="TAG")
-@click.option("--reason", required=True)
+@click.option("--reason", required=True, help="Why the recording is flagged (kept in the custody log). / 加标记的原因(记入保管日志)")
 @click.pass_obj
 def add(app: Any, media_ref: str, tag_name: str, reason: str) -> None:
-    """Flag a recording (e.g. obstruction, complaint, accident)."""
+    """Flag a recording (e.g. obstruction, complaint, accident) / 为录像加标记(如妨碍执法、投诉、事故)."""
     with app.catalog.session() as s:
         actor = acting(app, s, "tag", f"media:{media_ref}")
         m = find_media(s, media_ref)
@@ -281,10 +281,10 @@ def add(app: Any, media_ref: str, tag_name: str, reason: str) -> None:
 @tag.command("remove")
 @click.argument("media_ref", metavar="MEDIA")
 @click.argument("tag_name", metavar="TAG")
-@click.option("--reason", required=True)
+@click.option("--reason", required=True, help="Why the flag is removed (kept in the custody log). / 去除标记的原因(记入保管日志)")
 @click.pass_obj
 def remove(app: Any, media_ref: str, tag_name: str, reason: str) -> None:
-    """Remove a flag (the next retention plan shows any shortened keep-until)."""
+    """Remove a flag (the next retention plan shows any shortened keep-until) / 去除标记(下一个清理计划会显示缩短的保存期)."""
     with app.catalog.session() as s:
         actor = acting(app, s, "tag", f"media:{media_ref}")
         m = find_media(s, media_ref)
@@ -301,11 +301,11 @@ def storage() -> None:
 
 
 @storage.command("selftest")
-@click.option("--seconds", default=3.0, show_default=True, help="How long the probe is locked.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--seconds", default=3.0, show_default=True, help="How long the probe is locked. / 探测对象的锁定秒数")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output. / 机器可读输出")
 @click.pass_obj
 def selftest(app: Any, seconds: float, as_json: bool) -> None:
-    """Prove the store refuses to delete, overwrite or unlock a locked object."""
+    """Prove the store refuses to delete, overwrite or unlock a locked object / 验证存储拒绝删除、覆盖或解锁已锁定的对象."""
     with app.catalog.session() as s:
         actor = acting(app, s, "admin", "storage:selftest")
     rep = run_selftest(app.store, app.settings.storage.object_lock_mode, seconds)

@@ -165,10 +165,10 @@ def test_import_command_roles_errors_and_relink(world, tmp_path: Path) -> None: 
     assert [r["id"] for r in run.json("rev", "search", "--case", "JC-2026-0401")] == [ids["evening"]]
 
     bad = write_csv(tmp_path / "bad.csv", CASE_HEADER, [
-        ["JC-2026-0402", "inspection", "x", "", "", "310001", "2026-11-20 20:00", "", "", "open", "", ""]])
+        ["JC-2026-0402", "inspection", "x", "", "", "310001;399999", "2026-11-20 20:00", "", "", "open", "", ""]])
     res = run("admin", "import", "cases", str(bad), ok=False)
     assert res.exit_code == 1
-    assert "line 2: a case needs at least two officers" in res.output and "nothing imported" in res.output
+    assert "line 2: officer(s) 399999 not known" in res.output and "nothing imported" in res.output
     with app.catalog.session() as s:
         assert s.execute(select(Case).where(Case.case_no == "JC-2026-0402")).scalar_one_or_none() is None
         ev = s.execute(select(CustodyEvent).where(CustodyEvent.action == "imported")

@@ -135,7 +135,7 @@ def test_forged_row_with_next_seq_does_not_stop_the_writer(app) -> None:  # noqa
     msg = problems(rep)
     assert f"event {head.seq + 1} (stored) was altered" in msg
     assert f"event {head.seq + 1}: no station signature" in msg
-    assert "the custody writer found rows it did not write" in msg
+    assert "the custody writer recorded a break: rows beyond the chain head" in msg
     with app.catalog.session() as s:
         assert s.execute(select(CustodyEvent.action).order_by(CustodyEvent.seq.desc()).limit(1)).scalar() == "verified"
 
@@ -193,3 +193,113 @@ def test_checkpoint_from_an_untrusted_station_is_rejected(app) -> None:  # noqa:
     app.store.put_bytes(key, json.dumps(body).encode())
     msg = problems(verify_all(app, actor="auditor"))
     assert "not a trusted station key" in msg and "999" in msg
+
+
+def test_daemon_anchor_thread_checkpoints_after_a_dock_and_at_stop(make_app, sqlite_url) -> None:  # noqa: ANN001
+    import threading
+    import time
+
+    from catalog.models import DockSession
+
+    a = make_app(catalog_url=sqlite_url, extra="[custody_log]\ncheckpoint_minutes = 60.0\n")
+    populate(a, events=5)
+    stop = threading.Event()
+    t = threading.Thread(target=anchor.run_worker, args=(a, stop, "t/anchor-0"))
+    t.start()
+    try:
+        deadline = time.time() + 10
+        while not list(a.store.list_keys(anchor.CHECKPOINTS)) and time.time() < deadline:
+            time.sleep(0.1)
+        assert len(list(a.store.list_keys(anchor.CHECKPOINTS))) == 1  # anchored when the station starts
+        time.sleep(0.8)
+        assert len(list(a.store.list_keys(anchor.CHECKPOINTS))) == 1  # head unchanged, period not over: no more
+        with a.catalog.session() as s:
+            s.add(DockSession(station=a.station, volume_path="/docks/x", state="complete", ended_at=utcnow()))
+            custody_log.record(s, "session_complete", actor="station:test")
+        deadline = time.time() + 10
+        while len(list(a.store.list_keys(anchor.CHECKPOINTS))) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        keys = list(a.store.list_keys(anchor.CHECKPOINTS))
+        assert len(keys) == 2 and json.loads(b"".join(a.store.iter_bytes(keys[1])))["reason"] == "dock"
+        with a.catalog.session() as s:
+            custody_log.record(s, "viewed", actor="bob")
+    finally:
+        stop.set()
+        t.join(10)
+    bodies = [json.loads(b"".join(a.store.iter_bytes(k))) for k in a.store.list_keys(anchor.CHECKPOINTS)]
+    assert [b["reason"] for b in bodies] == ["periodic", "dock", "shutdown"] and bodies[2]["seq"] == 7
+    info = a.store.head(next(iter(a.store.list_keys(anchor.CHECKPOINTS))))
+    assert info.retain_until is not None  # under the store's lock
+
+
+def test_cli_verify_names_the_forgery(app) -> None:  # noqa: ANN001
+    from helpers_ingest import run_cli
+
+    with app.catalog.engine.begin() as c:
+        head = c.execute(text("SELECT seq, hash FROM custody_chain_head")).one()
+        c.execute(text("INSERT INTO custody_events (seq, at, actor, action, outcome, detail, prev_hash, hash) "
+                       "VALUES (:s, :at, 'mallory', 'unlinked', 'ok', '{}', :p, :h)"),
+                  {"s": head.seq + 1, "at": utcnow().replace(tzinfo=None), "p": head.hash, "h": "e" * 64})
+    home = app.settings.home
+    r = run_cli(["verify"], app.settings.config_path, home)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"event {head.seq + 1}: no station signature" in r.stdout and "PROBLEM custody_log" in r.stdout
+
+
+@pytest.mark.s3
+def test_checkpoints_and_backup_on_s3_object_lock(make_app, sqlite_url, s3_url, seaweed) -> None:  # noqa: ANN001
+    """On a real S3 store (SeaweedFS, bucket with Object Lock): checkpoints are listed, locked and checked."""
+    from catalog.backup import backup
+
+    a = make_app(catalog_url=sqlite_url, storage_url=s3_url, endpoint=seaweed.endpoint)
+    populate(a, events=40)
+    cp = anchor.write_checkpoint(a, "test")
+    info = a.store.head(cp.key)
+    assert info.retain_until is not None and info.lock_mode == a.settings.storage.object_lock_mode
+    res = backup(a, "admin")
+    assert a.store.head(res.key).retain_until is not None
+    rep = verify_all(a, actor="auditor")
+    assert rep.ok, problems(rep)
+    assert rep.checkpoints_checked == 2  # the test's and the backup's
+    drop_guards(a)
+    cut_tail(a, 10)
+    rehash_from(a, 1)
+    msg = problems(verify_all(a, actor="auditor"))
+    assert "but checkpoint custody-log/checkpoints/" in msg and "events cut or deleted" in msg
+
+
+def test_two_stations_trust_each_others_published_keys(make_app, catalog_url, tmp_path) -> None:  # noqa: ANN001
+    """Stations sharing a catalog sign with their own keys; each key is published on first use."""
+    a = make_app(catalog_url=catalog_url)
+    populate(a, events=8)
+    b = make_app(catalog_url=catalog_url,
+                 extra=f'[custody_log]\nkey_file = "{tmp_path / "b.pem"}"\n')
+    with b.catalog.session() as s:
+        custody_log.record(s, "viewed", actor="carol")
+    assert a.station_key.key_id != b.station_key.key_id
+    assert len(list(a.store.list_keys(anchor.KEYS))) == 2
+    rep = verify_all(b, actor="auditor")
+    assert rep.ok, problems(rep)
+    # strict mode: only listed keys count
+    pub = tmp_path / "a.pub"
+    pub.write_text(f"{a.station_key.public_b64} station-a\n")
+    strict = make_app(catalog_url=catalog_url, extra=f'[custody_log]\nkey_file = "{tmp_path / "b.pem"}"\n'
+                      "trust_store_keys = false\n")
+    msg = problems(verify_all(strict, actor="auditor"))
+    assert f"which is not a trusted station key" in msg and a.station_key.key_id in msg
+    strict2 = make_app(catalog_url=catalog_url, extra=f'[custody_log]\nkey_file = "{tmp_path / "b.pem"}"\n'
+                       f'trust_store_keys = false\ntrusted_keys = ["{pub}"]\n')
+    rep = verify_all(strict2, actor="auditor")
+    assert rep.ok, problems(rep)
+
+
+def test_head_row_deleted_is_reported_and_the_writer_goes_on(app) -> None:  # noqa: ANN001
+    with app.catalog.engine.begin() as c:
+        c.execute(text("DELETE FROM custody_chain_head"))
+    rep = verify_all(app, actor="auditor")  # reports, and still writes its own event
+    msg = problems(rep)
+    assert "chain head row is missing" in msg
+    with app.catalog.session() as s:
+        last = s.execute(select(CustodyEvent).order_by(CustodyEvent.seq.desc()).limit(2)).scalars().all()
+        assert [e.action for e in last] == ["verified", "chain_break"] and last[1].seq == 61
+    assert "recorded a break: the chain head row was missing" in problems(verify_all(app, actor="auditor"))

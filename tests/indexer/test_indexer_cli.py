@@ -43,7 +43,13 @@ def test_media_list_json(indexed_app) -> None:  # noqa: ANN001
     assert row["recorded_at"] == "2026-05-01T10:00:02+08:00"  # device ran 2 s slow; shown in UTC+08:00
     assert row["storage_key"].endswith(row["sha256"]) and row["flags"] == []
     r = run_cli(app, "media", "list", user="rev")
-    assert "A100001" in r.output and "2026-05-01T10:00:02+08:00" in r.output
+    # A table with headers, local times and sizes for people (issue 13).
+    assert "A100001" in r.output and "2026-05-01 10:00:02" in r.output
+    assert "设备/Device" in r.output and "大小/Size" in r.output and "local times (UTC+08:00)" in r.output
+    from custody.commands.media import human_size
+
+    assert human_size(row["size"]) in r.output
+    assert (human_size(512), human_size(1536), human_size(180 * 1024 * 1024)) == ("512 B", "1.5 KiB", "180.0 MiB")
 
 
 def test_media_show_json_and_the_view_is_logged(indexed_app) -> None:  # noqa: ANN001

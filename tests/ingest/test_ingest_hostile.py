@@ -88,12 +88,12 @@ def test_future_timestamps_and_os_litter(make_app, sqlite_url: str, tmp_path: Pa
 
 def test_device_file_rewritten_in_place_is_not_wiped(make_app, sqlite_url: str, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch, ffmpeg_ok: None) -> None:
-    import ingest.pipeline as pipeline
+    import ingest.stages as stages
 
     app = make_app(catalog_url=sqlite_url)
     v = gat(tmp_path)
     clip = next(v.rglob("*.MP4"))
-    real = pipeline.wipe_session
+    real = stages.wipe_session
 
     def rewrite_then_wipe(*a, **k):  # noqa: ANN002, ANN003, ANN202
         st = clip.stat()
@@ -102,12 +102,12 @@ def test_device_file_rewritten_in_place_is_not_wiped(make_app, sqlite_url: str, 
             f.write(b"tampered")
         os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns))
         return real(*a, **k)
-    monkeypatch.setattr(pipeline, "wipe_session", rewrite_then_wipe)
+    monkeypatch.setattr(stages, "wipe_session", rewrite_then_wipe)
     res = ingest_volume(app, v, wipe=True)
     assert res.wiped == 1 and clip.exists(), res.to_json()  # the photo went, the rewritten clip stayed
     assert res.state == "incomplete" and "changed on the device" in res.message
     assert "bytes changed" in by_name(res.to_json())[clip.name]["reason"]
-    monkeypatch.setattr(pipeline, "wipe_session", real)
+    monkeypatch.setattr(stages, "wipe_session", real)
     # The next dock reads it again (name, size and time are not trusted) and captures the new bytes.
     again = ingest_volume(app, v)
     assert by_name(again.to_json())[clip.name]["status"] == "stored" and again.state == "complete", again.to_json()
@@ -136,11 +136,11 @@ def test_one_file_failing_to_store_does_not_stop_the_others(make_app, sqlite_url
 
 def test_unexpected_failure_closes_the_session(make_app, sqlite_url: str, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch, ffmpeg_ok: None) -> None:
-    import ingest.pipeline as pipeline
+    import ingest.stages as stages
 
     app = make_app(catalog_url=sqlite_url)
     v = gat(tmp_path)
-    monkeypatch.setattr(pipeline, "find_sidecar", lambda *a: (_ for _ in ()).throw(MemoryError("boom")))
+    monkeypatch.setattr(stages, "find_sidecar", lambda *a: (_ for _ in ()).throw(MemoryError("boom")))
     res = ingest_volume(app, v)
     assert res.state == "incomplete" and "offload failed: MemoryError" in res.message
     assert all(f["status"] == "skipped" for f in res.to_json()["files"]) and res.to_json()["files"]
@@ -306,7 +306,10 @@ def test_spool_keeps_only_what_still_needs_it(make_app, sqlite_url: str, tmp_pat
                                               monkeypatch: pytest.MonkeyPatch, ffmpeg_ok: None) -> None:
     from core.errors import StorageUnavailable
     from indexer.worker import run_pending
-    from ingest.upload import clean_spool
+    from ingest.spool import Spool
+
+    def clean_spool(app) -> int:  # noqa: ANN001 - the uploader's clean-up pass
+        return Spool.of(app.settings).clean(app.catalog)
 
     app = make_app(catalog_url=sqlite_url)
     ingest_volume(app, gat(tmp_path))

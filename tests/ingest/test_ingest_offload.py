@@ -12,6 +12,7 @@ import pytest
 from core.errors import RefusedEntry
 from ingest import offload
 from ingest import volume as vol
+from ingest.spool import Spool
 
 
 def entry(p: Path) -> vol.Entry:
@@ -37,10 +38,10 @@ def test_copy_and_hash_gives_the_bytes_and_digest(tmp_path: Path, monkeypatch: p
         modes.append(self.direct)
     monkeypatch.setattr(offload._SpoolWriter, "__init__", spy)
     seen: list[int] = []
-    r = offload.copy_and_hash(entry(src), src.parent, tmp_path / "spool", chunk=64 * 1024, progress=seen.append)
+    r = offload.copy_and_hash(entry(src), src.parent, Spool(tmp_path / "spool"), chunk=64 * 1024, progress=seen.append)
     assert r.sha256 == hashlib.sha256(data).hexdigest() and r.size == len(data) == sum(seen)
     assert modes == [direct]  # ext4 here takes direct I/O
-    stored = offload.spool_path(tmp_path / "spool", r.sha256)
+    stored = Spool(tmp_path / "spool").path(r.sha256)
     assert stored.read_bytes() == data
     assert not list((tmp_path / "spool" / "tmp").iterdir())  # no temp left behind
 
@@ -66,9 +67,9 @@ def test_short_device_reads_and_a_refused_direct_write_lose_nothing(tmp_path: Pa
         return real_write(fd, view)
     monkeypatch.setattr(os, "readv", short_readv)
     monkeypatch.setattr(os, "write", picky_write)
-    r = offload.copy_and_hash(entry(src), tmp_path, tmp_path / "spool", chunk=64 * 1024)
+    r = offload.copy_and_hash(entry(src), tmp_path, Spool(tmp_path / "spool"), chunk=64 * 1024)
     assert refused, "the direct write was never tried"
-    assert offload.spool_path(tmp_path / "spool", r.sha256).read_bytes() == data
+    assert Spool(tmp_path / "spool").path(r.sha256).read_bytes() == data
     assert r.sha256 == hashlib.sha256(data).hexdigest()
 
 
@@ -79,7 +80,7 @@ def test_file_changed_during_copy_is_detected(tmp_path: Path) -> None:
     with open(src, "ab") as f:  # grows between the listing and the copy
         f.write(b"b" * 1000)
     with pytest.raises(offload.FileChanged):
-        offload.copy_and_hash(e, tmp_path, tmp_path / "spool")
+        offload.copy_and_hash(e, tmp_path, Spool(tmp_path / "spool"))
 
 
 def test_swapped_for_a_link_after_listing_is_refused(tmp_path: Path) -> None:
@@ -90,4 +91,4 @@ def test_swapped_for_a_link_after_listing_is_refused(tmp_path: Path) -> None:
     (tmp_path / "secret").write_bytes(b"s")
     src.symlink_to(tmp_path / "secret")
     with pytest.raises(RefusedEntry):
-        offload.copy_and_hash(e, tmp_path, tmp_path / "spool")
+        offload.copy_and_hash(e, tmp_path, Spool(tmp_path / "spool"))

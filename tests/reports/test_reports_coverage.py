@@ -130,7 +130,8 @@ def test_cli_json_states_period_standard_and_counted_data(year: Any) -> None:
     assert st["counted"]["inspection_count"] == 12 and len(st["definitions"]) == 8
     assert doc["figures"]["inspections_covered"] == {"value": 9, "of": 12, "share": 0.75, "share_raw": 0.75,
                                                        "listed_in": "inspections"}
-    assert set(doc["details"]) == {"inspections", "fewer_than_two_officers", "late_uploads", "undocked_devices",
+    assert set(doc["details"]) == {"inspections", "one_officer_inspections", "fewer_than_two_officers",
+                                   "late_uploads", "undocked_devices",
                                    "clock_errors", "unlinked", "unplayable"}
 
 

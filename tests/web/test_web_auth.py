@@ -43,14 +43,15 @@ def test_session_token_is_stored_only_as_its_hash(site) -> None:  # noqa: ANN001
 def test_lockout_after_failures_refuses_even_the_right_password(site) -> None:  # noqa: ANN001
     app, _ = site
     with TestClient(create_app(app)) as client:
+        # Uniform answers (issue 17): wrong, locked or disabled all read "failed"; the log keeps why.
         assert "error=failed" in _try(client, "rev", "wrong password 1")
         assert "error=failed" in _try(client, "rev", "wrong password 2")
-        assert "error=locked" in _try(client, "rev", "wrong password 3")
-        assert "error=locked" in _try(client, "rev", PASSWORD)
+        assert "error=failed" in _try(client, "rev", "wrong password 3")
+        assert "error=failed" in _try(client, "rev", PASSWORD)
         assert "custody_session" not in client.cookies
     refused = [e for e in events(app, action="login") if e.outcome == "refused" and e.actor == "rev"]
     assert len(refused) == 4
-    assert [e.detail["reason"] for e in refused][-1] == "account locked"
+    assert [e.detail["reason"] for e in refused][-1] == "locked for this address after failed logins"
     assert any(e.detail.get("change") == "account_locked" for e in events(app, action="admin_change"))
     # An administrator unlocks it from the accounts page; the right password works again.
     with TestClient(create_app(app)) as admin:
@@ -80,7 +81,7 @@ def test_disabling_an_account_ends_its_open_session(site) -> None:  # noqa: ANN0
                           follow_redirects=False).status_code == 303
         r = rev.get(f"/media/{sd.media_u1}", follow_redirects=False)
         assert r.status_code == 401
-        assert "error=disabled" in _try(rev, "rev", PASSWORD)
+        assert "error=failed" in _try(rev, "rev", PASSWORD)  # uniform answer (issue 17); the log says why
         # The last enabled administrator cannot disable itself out of existence.
         r = admin.post("/admin/accounts/admin/disable", data={"csrf": csrf}, follow_redirects=False)
         assert r.status_code == 400
@@ -109,14 +110,15 @@ def test_reviewer_limited_to_a_unit_sees_only_that_unit(site) -> None:  # noqa: 
         r = client.get(f"/search?case_no={quote('应急检')}")
         assert sd.case_u2 in r.text and sd.case_u1 not in r.text
         assert client.get(f"/cases/{quote(sd.case_u2)}").status_code == 200
-        assert client.get(f"/cases/{quote(sd.case_u1)}").status_code == 403
-        assert client.get(f"/media/{sd.media_u1}").status_code == 403
-        assert client.get(f"/media/{sd.media_u1}/stream").status_code == 403
-        assert client.get(f"/derivatives/{sd.frames[0]}").status_code == 403
+        # Outside the account's units answers as missing (404, issue 17); refusals are still logged.
+        assert client.get(f"/cases/{quote(sd.case_u1)}").status_code == 404
+        assert client.get(f"/media/{sd.media_u1}").status_code == 404
+        assert client.get(f"/media/{sd.media_u1}/stream").status_code == 404
+        assert client.get(f"/derivatives/{sd.frames[0]}").status_code == 404
         assert client.get(f"/media/{sd.media_u2}/stream").status_code == 200
         r = client.post(f"/media/{sd.media_u2}/link", data={"case_no": sd.case_u1, "reason": "x1", "csrf": csrf})
-        assert r.status_code == 403
-        assert client.post(f"/cases/{quote(sd.case_u1)}/export", data={"csrf": csrf}).status_code == 403
+        assert r.status_code == 404
+        assert client.post(f"/cases/{quote(sd.case_u1)}/export", data={"csrf": csrf}).status_code == 404
         assert sd.case_u1 not in client.get("/review").text  # the orphan is a unit-1 recording
     refused = [e for e in events(app, actor="rev2") if e.outcome == "refused"]
     subjects = {e.subject for e in refused}

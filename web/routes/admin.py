@@ -8,6 +8,9 @@ from sqlalchemy import func, select
 from starlette.responses import RedirectResponse, Response
 
 from catalog.app import App
+from catalog.fixity import recent as fixity_recent
+from catalog.stations import FAILURE_WINDOW as STATION_FAILURE_WINDOW
+from catalog.stations import status as station_status
 from core.errors import CustodyError, NotFound
 from catalog.models import (
     Account,
@@ -28,6 +31,7 @@ from retention import plan as retention_plan
 from web import reports_view, trail
 from web.accounts_admin import CHANGES, apply_change
 from web.auth import Viewer, allow
+from web.guard import valid_id
 from web.i18n import lang_of, tagged
 from web.pages import render
 
@@ -133,6 +137,8 @@ def add_hold(request: Request, target_kind: str = Form(""), target_ref: str = Fo
 def release_hold(request: Request, hold_id: int, reason: str = Form(""),
                  viewer: Viewer = Depends(allow("hold"))) -> Response:
     app: App = request.app.state.custody
+    if not valid_id(hold_id):
+        raise NotFound(f"no hold {hold_id}")
     with app.catalog.session() as s:
         hold = retention_holds.release_hold(s, viewer.actor, hold_id, reason)
         retention_holds.mirror_hold(app, s, hold, viewer.actor)  # the store's legal-hold flag follows at once
@@ -144,6 +150,8 @@ def release_hold(request: Request, hold_id: int, reason: str = Form(""),
 @router.post("/plans/{plan_id}/approve")
 def approve_plan(request: Request, plan_id: int, viewer: Viewer = Depends(allow("retention"))) -> Response:
     app: App = request.app.state.custody
+    if not valid_id(plan_id):
+        raise NotFound(f"no plan {plan_id}")
     with app.catalog.session() as s:
         plan = retention_plan.approve_plan(app, s, viewer.actor, plan_id)
         trail.record(s, viewer, "admin_change", subject=f"plan:{plan.id}", detail={"change": "plan_approved"})
@@ -165,11 +173,14 @@ def station(request: Request, viewer: Viewer = Depends(allow("admin"))) -> Respo
         failed_sessions = [d for d in recent if d.state in ("failed", "incomplete", "unrecognised")]
         failed_items = list(s.execute(select(OffloadItem).where(OffloadItem.status.in_(("refused", "flagged")))
                                       .order_by(OffloadItem.updated_at.desc()).limit(50)).scalars())
+        stations, _ = station_status(s, app.settings, now)  # every station on the catalog (issue 16)
+        fixity_failed = fixity_recent(s, now - STATION_FAILURE_WINDOW, failures_only=True, limit=50)
         trail.record(s, viewer, "viewed", subject="page:/admin/station")
         # An offload whose heartbeat stopped is shown as stale (its worker may have died).
         stale = {d.id for d in running if d.heartbeat_at is None or now - d.heartbeat_at > STALE_AFTER}
         return render(request, "station.html", viewer, running=running, recent=recent, queue=queue, stale=stale,
-                      failed_jobs=failed_jobs, failed_sessions=failed_sessions, failed_items=failed_items)
+                      failed_jobs=failed_jobs, failed_sessions=failed_sessions, failed_items=failed_items,
+                      stations=stations, fixity_failed=fixity_failed)
 
 
 # --------------------------------------------------------------------------- accounts

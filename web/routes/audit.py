@@ -11,6 +11,7 @@ from core.errors import CustodyError
 from catalog.models import CustodyEvent
 from web import trail
 from web.auth import Viewer, allow
+from web.guard import MAX_SEQ
 from web.i18n import tagged
 from web.pages import render
 from web.queries import day_bounds, parse_day
@@ -33,7 +34,7 @@ def audit(request: Request, actor: str = "", action: str = "", outcome: str = ""
     if outcome.strip():
         q = q.where(CustodyEvent.outcome == outcome.strip())
     if media_id.strip():
-        if not media_id.strip().isdigit():
+        if not media_id.strip().isdigit() or len(media_id.strip()) > 10:
             raise tagged(CustodyError("recording id must be a number"), "error.media_id_number")
         q = q.where(CustodyEvent.media_id == int(media_id))
     if subject.strip():
@@ -45,6 +46,8 @@ def audit(request: Request, actor: str = "", action: str = "", outcome: str = ""
     if (d := parse_day(until.strip())) is not None:
         q = q.where(CustodyEvent.at < day_bounds(d, app.settings.tz)[1])
     if before is not None:
+        if not 0 < before <= MAX_SEQ:
+            raise CustodyError(f"before must be a custody log sequence number (1..{MAX_SEQ})")
         q = q.where(CustodyEvent.seq < before)
     filters = {k: v for k, v in {"actor": actor, "action": action, "outcome": outcome, "media_id": media_id,
                                  "subject": subject, "remote_addr": remote_addr, "since": since,

@@ -12,7 +12,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, Response
 
 from catalog.app import App
-from core.errors import NotFound
+from core.errors import CustodyError, NotFound, PermissionDenied
 from catalog.models import Case
 from web import trail
 from catalog.access import can_see_case
@@ -23,12 +23,16 @@ from web.pages import render
 from web.queries import SearchForm, case_view, lane_of, parse_day, search_cases, search_media
 
 router = APIRouter()
+MAX_FIELD = 200  # longer search text is refused (400), never handed to LIKE (issue 17)
 
 
 @router.get("/search")
 def search(request: Request, case_no: str = "", officer: str = "", device: str = "", enterprise: str = "",
            date: str = "", unlinked: str = "", viewer: Viewer = Depends(allow("view"))) -> Response:
     app: App = request.app.state.custody
+    if max(len(case_no), len(officer), len(device), len(enterprise), len(date)) > MAX_FIELD:
+        raise tagged(CustodyError(f"a search field is longer than {MAX_FIELD} characters"), "error.field_too_long",
+                     n=MAX_FIELD)
     form = SearchForm(case_no=case_no.strip(), officer=officer.strip(), device=device.strip(),
                       enterprise=enterprise.strip(), day=parse_day(date.strip()), unlinked=bool(unlinked))
     if form.empty:
@@ -50,10 +54,10 @@ def load_case(request: Request, s: Session, viewer: Viewer, case_no: str) -> Cas
         case = s.execute(select(Case).where(Case.record_id == case_no)).scalar_one_or_none()
     if case is None:
         raise tagged(NotFound(f"no case numbered {case_no}"), "error.no_case", case_no=case_no)
-    if not can_see_case(s, viewer.actor, case):
-        raise tagged(Refused(viewer, f"case {case_no} belongs to a unit this account does not cover",
-                             "case outside the account's units", case_no=case_no),
-                     "error.case_scope", case_no=case_no)
+    if not can_see_case(s, viewer.actor, case):  # answered as a missing case; logged as refused
+        raise Refused(viewer, f"case {case_no} belongs to a unit this account does not cover",
+                      "case outside the account's units", case_no=case_no,
+                      as_missing=tagged(NotFound(f"no case numbered {case_no}"), "error.no_case", case_no=case_no))
     return case
 
 
@@ -76,6 +80,9 @@ def export(request: Request, case_no: str, viewer: Viewer = Depends(allow("expor
         result = export_case(app, viewer.actor, case_no, work / "bag", remote_addr=viewer.remote_addr, via="web")
         bag = result.bag_dir.rename(work / result.name)
         archive = zip_bag(bag, work / f"{bag.name}.zip")
+    except PermissionDenied as e:  # a case outside the account's units: logged (exported, refused); as missing
+        shutil.rmtree(work, ignore_errors=True)
+        raise tagged(NotFound(f"no case numbered {case_no}"), "error.no_case", case_no=case_no) from e
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

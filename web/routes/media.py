@@ -11,22 +11,37 @@ from catalog.models import Derivative, Media, MediaLink
 from web import actions, trail
 from catalog.access import can_see_case, can_see_media
 from web.auth import Refused, Viewer, allow
+from web.guard import valid_id
 from web.i18n import tagged
 from web.pages import render
 from web.queries import media_view
-from web.streaming import RangeNotSatisfiable, content_type, not_satisfiable, parse_range, ranged_response
+from web.streaming import (
+    ObjectMissing,
+    StoreFailed,
+    RangeNotSatisfiable,
+    content_type,
+    not_satisfiable,
+    open_range,
+    parse_range,
+    ranged_response,
+)
 
 router = APIRouter()
 
 
+def _no_recording(media_id: int) -> NotFound:
+    return tagged(NotFound(f"no recording {media_id}"), "error.no_recording", media_id=media_id)
+
+
 def load_media(request: Request, s: Session, viewer: Viewer, media_id: int) -> Media:
-    media = s.get(Media, media_id)
+    media = s.get(Media, media_id) if valid_id(media_id) else None
     if media is None:
-        raise tagged(NotFound(f"no recording {media_id}"), "error.no_recording", media_id=media_id)
+        raise _no_recording(media_id)
     if not can_see_media(s, viewer.actor, media):
-        raise tagged(Refused(viewer, f"recording {media_id} is outside what this account covers",
-                             "recording outside the account's scope", media_id=media_id),
-                     "error.media_scope", media_id=media_id)
+        # Outside the account's scope answers as a missing id would (no probing); logged as refused.
+        raise Refused(viewer, f"recording {media_id} is outside what this account covers",
+                      "recording outside the account's scope", as_missing=_no_recording(media_id),
+                      media_id=media_id)
     return media
 
 
@@ -61,11 +76,21 @@ def _send(request: Request, viewer: Viewer, media_id: int, action: str, download
                          detail={"range": request.headers.get("range"), "reason": "range not satisfiable"})
             return not_satisfiable(media.size)
         span = {"start": rng.start, "end": rng.end} if rng else {"start": 0, "end": media.size - 1}
-        trail.record(s, viewer, action, media_id=media.id, subject=f"media:{media.id}",
-                     detail={**span, "size": media.size})
         key, size, kind, name = media.storage_key, media.size, media.kind, media.original_name
+        try:  # open the object first: a missing one is logged as failed, never "ok"
+            chunks = open_range(app.store, key, size, rng)
+        except (ObjectMissing, StoreFailed) as e:
+            trail.record(s, viewer, action, outcome="failed", media_id=media.id, subject=f"media:{media.id}",
+                         detail={**span, "size": size, "reason": str(e)})
+            failed = e
+        else:
+            failed = None
+            trail.record(s, viewer, action, media_id=media.id, subject=f"media:{media.id}",
+                         detail={**span, "size": size})
+    if failed is not None:
+        raise failed
     return ranged_response(app.store, key, size, rng, content_type(kind, name),
-                           download_name=name if download else None)
+                           download_name=name if download else None, chunks=chunks)
 
 
 @router.get("/media/{media_id}/stream")
@@ -83,15 +108,29 @@ def download(request: Request, media_id: int, viewer: Viewer = Depends(allow("ex
 def derivative(request: Request, derivative_id: int, viewer: Viewer = Depends(allow("view"))) -> Response:
     """A keyframe or thumbnail image, streamed from the store."""
     app: App = request.app.state.custody
+    missing = tagged(NotFound(f"no keyframe {derivative_id}"), "error.no_keyframe", id=derivative_id)
     with app.catalog.session() as s:
-        d = s.get(Derivative, derivative_id)
+        d = s.get(Derivative, derivative_id) if valid_id(derivative_id) else None
         if d is None or d.purged_at is not None:
-            raise tagged(NotFound(f"no keyframe {derivative_id}"), "error.no_keyframe", id=derivative_id)
-        load_media(request, s, viewer, d.media_id)
-        trail.record(s, viewer, "viewed", media_id=d.media_id, subject=f"derivative:{d.id}",
-                     detail={"kind": d.kind, "offset_seconds": d.offset_seconds})
+            raise missing
+        try:
+            load_media(request, s, viewer, d.media_id)
+        except Refused as e:  # a keyframe of a recording out of scope is as missing as the recording
+            e.as_missing = missing
+            raise
         key = d.storage_key
-    data = b"".join(app.store.iter_bytes(key))  # keyframes are small JPEGs
+        try:
+            data = b"".join(open_range(app.store, key, None, None))  # keyframes are small JPEGs
+        except (ObjectMissing, StoreFailed) as e:
+            trail.record(s, viewer, "viewed", outcome="failed", media_id=d.media_id, subject=f"derivative:{d.id}",
+                         detail={"kind": d.kind, "reason": str(e)})
+            failed = e
+        else:
+            failed = None
+            trail.record(s, viewer, "viewed", media_id=d.media_id, subject=f"derivative:{d.id}",
+                         detail={"kind": d.kind, "offset_seconds": d.offset_seconds})
+    if failed is not None:
+        raise failed
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
 
@@ -103,9 +142,10 @@ def link(request: Request, media_id: int, case_no: str = Form(""), reason: str =
         media = load_media(request, s, viewer, media_id)
         case = actions.find_case(s, case_no)
         if not can_see_case(s, viewer.actor, case):
-            raise tagged(Refused(viewer, f"case {case.case_no} belongs to a unit this account does not cover",
-                                 "case outside the account's units", case_no=case.case_no),
-                         "error.case_scope", case_no=case.case_no)
+            raise Refused(viewer, f"case {case.case_no} belongs to a unit this account does not cover",
+                          "case outside the account's units", case_no=case.case_no,
+                          as_missing=NotFound(f"no case {case_no.strip()!r} (import it with `custody import "
+                                              "cases FILE`)"))
         actions.link(s, viewer, media, case, reason)
     return RedirectResponse(f"/media/{media_id}", status_code=303)
 
@@ -115,10 +155,15 @@ def unlink(request: Request, link_id: int, reason: str = Form(""),
            viewer: Viewer = Depends(allow("link"))) -> Response:
     app: App = request.app.state.custody
     with app.catalog.session() as s:
-        row = s.get(MediaLink, link_id)
+        row = s.get(MediaLink, link_id) if valid_id(link_id) else None
+        missing = tagged(NotFound(f"no link {link_id}"), "error.no_link", id=link_id)
         if row is None:
-            raise tagged(NotFound(f"no link {link_id}"), "error.no_link", id=link_id)
-        load_media(request, s, viewer, row.media_id)
+            raise missing
+        try:
+            load_media(request, s, viewer, row.media_id)
+        except Refused as e:
+            e.as_missing = missing
+            raise
         if not row.active:
             raise tagged(CustodyError(f"link {link_id} was already removed"), "error.link_removed", id=link_id)
         actions.unlink(s, viewer, row, reason)

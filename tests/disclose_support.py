@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
 import matplotlib
 import numpy as np
+
+from catalog.models import Media
+from storage.base import media_key
+from storage.fixity import sha256_file
 
 FACE_JPEG = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 
@@ -92,3 +97,18 @@ def decode_audio(path: Path) -> np.ndarray:
 
 def rms(samples: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(samples.astype(np.float64))))) if len(samples) else 0.0
+
+
+# --------------------------------------------------------------------------- catalog seed
+def store_original(app, path: Path, *, kind: str = "video", unit: str | None = None,  # noqa: ANN001
+                   badge: str | None = None):
+    """Store `path` as an original recording (object + Media row), as ingest would; returns its id."""
+    sha, size = sha256_file(path), path.stat().st_size
+    obj = app.store.put_file(media_key(sha), path, sha, size)
+    with app.catalog.session() as s:
+        m = Media(sha256=sha, size=size, kind=kind, storage_key=media_key(sha), storage_checksum=obj.checksum,
+                  original_path=f"DCIM/{path.name}", original_name=path.name, unit_code=unit, officer_badge=badge,
+                  recorded_start=datetime(2026, 3, 12, 1, 30, tzinfo=timezone.utc), duration_seconds=3.0)
+        s.add(m)
+        s.flush()
+        return m.id
