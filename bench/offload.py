@@ -182,6 +182,28 @@ def bench_dock_to_s3(work: Path, endpoint: str, files: int, file_size: int, serv
             "cpu": cpu}
 
 
+def dock_s3_only(work: Path, sw: object, files: int, file_mb: int, repeat: int) -> None:
+    """Issue 14: client CPU seconds of `custody ingest` to S3 against `rclone copy --checksum`
+    of the same files to the same store (median of `repeat` runs; the cores are shared)."""
+    import statistics
+
+    runs = [bench_dock_to_s3(work / f"run{i}", sw.endpoint, files, file_mb * MB, sw.proc.pid)  # type: ignore[attr-defined]
+            for i in range(repeat)]
+    tot = files * file_mb
+    for i, d in enumerate(runs):
+        c = d["cpu"]
+        print(f"run {i + 1}: rclone {d['rclone_s']:.2f} s, client {c.get('rclone_client', float('nan')):.2f} CPU-s; "
+              f"custody {d['custody_s']:.2f} s, client {c['custody_client']:.2f} CPU-s "
+              f"(SeaweedFS {c.get('rclone_server', float('nan')):.2f} / {c['custody_server']:.2f})")
+    med = lambda k: statistics.median(d["cpu"][k] for d in runs)  # noqa: E731
+    wall = lambda k: statistics.median(d[k] for d in runs)  # noqa: E731
+    ratio = med("custody_client") / med("rclone_client")
+    print(f"dock -> S3, {files} x {file_mb} MB, median of {repeat}: client CPU custody {med('custody_client'):.2f} s "
+          f"vs rclone {med('rclone_client'):.2f} s = {ratio:.2f}x (target <= 0.8x); wall custody "
+          f"{wall('custody_s'):.2f} s vs rclone {wall('rclone_s'):.2f} s ({tot / wall('custody_s'):.0f} vs "
+          f"{tot / wall('rclone_s'):.0f} MB/s)")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         offload_child(sys.argv[2], sys.argv[3])
@@ -191,6 +213,9 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=4)
     ap.add_argument("--file-mb", type=int, default=128)
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--only-dock-s3", action="store_true",
+                    help="only the dock -> S3 comparison with rclone (client CPU seconds), --repeat times")
+    ap.add_argument("--repeat", type=int, default=1, help="with --only-dock-s3: runs (medians are printed)")
     a = ap.parse_args()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "custody")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "custody-secret")
@@ -199,6 +224,13 @@ def main() -> None:
     from tests.conftest import start_seaweed, stop_seaweed
 
     sw = start_seaweed(work / "seaweed")
+    if a.only_dock_s3:
+        try:
+            dock_s3_only(work, sw, a.files, a.file_mb, a.repeat)
+        finally:
+            stop_seaweed(sw)
+            shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         off = bench_offload(work, a.size_mb * MB)
         mbps = lambda s: off["size_mb"] / s  # noqa: E731

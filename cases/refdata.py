@@ -592,6 +592,7 @@ def _plan_cases(session: Session, rows: list[Row], settings: Settings, errors: l
     by_record = lookup.get(Case, "record_id", _keys(rows, "record_id"))
     seen: dict[str, int] = {}
     seen_record: dict[str, int] = {}
+    seen_stored: dict[int, int] = {}  # stored case id -> the line updating it
     out: list[Planned] = []
     for line, r in rows:
         try:
@@ -605,6 +606,11 @@ def _plan_cases(session: Session, rows: list[Row], settings: Settings, errors: l
             stored = _case_by_keys(case_no, record_id, known, by_record)
             if stored is None:
                 _check_required("cases", r)
+            elif stored.id in seen_stored and seen_stored[stored.id] != line:
+                raise _RowFault(f"updates case {stored.case_no} (record_id {stored.record_id}) like line "
+                                f"{seen_stored[stored.id]} does")
+            else:
+                seen_stored[stored.id] = line
             _duplicate_guard(seen, case_no, line, "case")
             badges = _badges(r["officers"]) if "officers" in r else None
             parent = _text(r.get("parent_case_no"))

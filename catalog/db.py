@@ -9,6 +9,8 @@ upgraded first) is refused with `SchemaNewer` (exit code 2) before anything is w
 """
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,6 +81,28 @@ def _revisions(cfg: Any) -> tuple[set[str], set[str]]:
     return {r.revision for r in script.walk_revisions()}, set(script.get_heads())
 
 
+_REV = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.M)
+
+
+def _quick_revisions() -> tuple[set[str], set[str]] | None:
+    """(known, heads) read from the version files' `revision = ...` lines without importing
+    Alembic (~0.25-1 s): light commands on a current catalog then never load it (issue 14).
+    None when a file does not say plainly (Alembic decides then)."""
+    known: set[str] = set()
+    parents: set[str] = set()
+    try:
+        for f in (MIGRATIONS_DIR / "versions").glob("*.py"):
+            found = dict(m.groups() for m in _REV.finditer(f.read_text(encoding="utf-8")))
+            rev, down = ast.literal_eval(found["revision"]), ast.literal_eval(found["down_revision"])
+            if not isinstance(rev, str):
+                return None
+            known.add(rev)
+            parents.update([down] if isinstance(down, str) else list(down or ()))
+    except (OSError, KeyError, ValueError, SyntaxError, TypeError):
+        return None
+    return (known, known - parents) if known else None
+
+
 def catalog_revisions(conn: Connection) -> set[str]:
     """The revisions recorded in the catalog (empty for a fresh one)."""
     if not inspect(conn).has_table("alembic_version"):
@@ -106,6 +130,13 @@ def _lock_for_migration(conn: Connection) -> None:
 def migrate(engine: Engine) -> None:
     """Bring the schema to every head (package branches may add their own revisions), one
     process at a time; refuse a catalog whose schema is newer than this code."""
+    quick = _quick_revisions()
+    if quick is not None:  # a current catalog is the common case: answered without Alembic
+        with engine.connect() as conn:
+            current = catalog_revisions(conn)
+        _refuse_newer(current, quick[0], engine.url.render_as_string(hide_password=True))
+        if current == quick[1]:
+            return
     from alembic import command  # deferred: see alembic_config
 
     url = engine.url.render_as_string(hide_password=False)
@@ -123,6 +154,11 @@ def migrate(engine: Engine) -> None:
 
 def check_schema(engine: Engine) -> None:
     """Without auto_migrate: still refuse a catalog newer than this code."""
+    quick = _quick_revisions()
+    if quick is not None:
+        with engine.connect() as conn:
+            _refuse_newer(catalog_revisions(conn), quick[0], engine.url.render_as_string(hide_password=True))
+        return
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     known, _heads = _revisions(cfg)
     with engine.connect() as conn:

@@ -135,10 +135,10 @@ def rebuild(app: Any, actor: str) -> RebuildReport:
     return rep
 
 
-def _get_or_add(s: Any, model: Any, col: Any, value: str, **kw: Any) -> Any:
-    row = s.execute(select(model).where(col == value)).scalar_one_or_none()
+def _get_or_add(s: Any, table: Any, col: Any, value: str, **kw: Any) -> Any:
+    row = s.execute(select(table).where(col == value)).scalar_one_or_none()
     if row is None:
-        row = model(**kw)
+        row = table(**kw)
         s.add(row)
         s.flush()
     return row

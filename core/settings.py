@@ -32,7 +32,11 @@ def _host_name() -> str:
 
 
 class StationSettings(_Section):
-    name: str = Field(default_factory=_host_name, min_length=1, max_length=64)  # unique per station
+    name: str = Field(
+        default_factory=_host_name, min_length=1, max_length=64, json_schema_extra={"example": '"office-dock-1"'},
+        description="This station's name, unique among the stations sharing the catalog; recorded on every dock "
+                    "session, spool copy, job claim and custody event (docs/stations.md). Default: the host name. "
+                    "/ 采集站名称，各站唯一；默认取主机名")
     timezone: str = "+08:00"  # shown to users; instants are stored in UTC
     dock_root: Path = Path("var/docks")
     spool_dir: Path = Path("var/spool")
@@ -47,17 +51,34 @@ class StationSettings(_Section):
     upload_retry_seconds: float = 5.0
     upload_workers: int = 2  # files stored while the next ones are still being copied
     profiles_dir: Path | None = None  # default: config/devices beside the config file
-    heartbeat_seconds: float = 10.0  # the station row is rewritten this often; down after 3 missed beats
-    device_lease_seconds: float = 60.0  # a device's offload lease expires this long after its last renewal
+    heartbeat_seconds: float = Field(
+        default=10.0, gt=0,
+        description="The daemon rewrites this station's row in the catalog this often; `custody stations` and the "
+                    "station page show a station down after 3 missed beats / 心跳间隔（秒）")
+    device_lease_seconds: float = Field(
+        default=60.0, gt=0,
+        description="One offload per device across stations: the device's lease in the catalog is renewed while "
+                    "it is offloaded and expires this long after the last renewal (a dead station's device may then "
+                    "be taken by another) / 设备导入租约时长（秒）")
 
 
 class FixitySettings(_Section):
     """Scheduled fixity (issue 16): every stored object re-read and re-hashed at least once per
-    `days`, by whichever station claims its `fixity` job; reads are rate limited."""
-    fixity_days: float = 90.0  # every stored object re-verified at least this often
-    bytes_per_second: int = 20 * 1024 * 1024  # per station; 0 = no limit
-    workers: int = 1  # fixity job workers per daemon (0 = this station does no scheduled checks)
-    schedule_minutes: float = 10.0  # how often a station looks for objects coming due
+    `fixity_days`, by whichever station claims its `fixity` job; reads are rate limited."""
+    fixity_days: float = Field(
+        default=90.0, gt=0,
+        description="Every stored object is re-read and re-hashed at least this often (days), through the same "
+                    "check as `custody verify` / 定期校验周期（天）")
+    bytes_per_second: int = Field(
+        default=20 * 1024 * 1024, ge=0,
+        description="Read rate limit of the scheduled checks, per station (0 = none) / 校验读取限速（字节/秒）")
+    workers: int = Field(
+        default=1, ge=0,
+        description="Fixity workers in this station's daemon (0 = this station does no scheduled checks) "
+                    "/ 本站校验线程数")
+    schedule_minutes: float = Field(
+        default=10.0, gt=0,
+        description="How often a station queues the objects coming due (one station at a time) / 排期间隔（分钟）")
 
 
 class CatalogSettings(_Section):
@@ -127,22 +148,44 @@ class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
     session_hours: float = 8.0
-    lockout_failures: int = 5  # wrong passwords from one address for one account -> that pair is locked
+    lockout_failures: int = Field(5, description=(
+        "Wrong passwords from one address for one account before that (account, address) pair is locked for "
+        "lockout_minutes; other addresses are not affected (docs/web.md) / 同一地址对同一账号密码错误次数上限"))
     lockout_minutes: float = 15.0
     # issue 17: access follows duty, MFA, rate limits, TLS (docs/web.md "Hardening")
-    require_mfa_for: list[str] = Field(default_factory=list)  # roles that must pass TOTP, e.g. administrator
-    login_per_minute_per_address: int = 20  # login POSTs; more answer 429
-    login_per_minute_per_account: int = 10
-    anonymous_per_minute_per_address: int = 120  # requests without a valid login session
-    password_checks_at_once: int = 2  # concurrent argon2 verifications (64 MiB each)
-    unknown_source_delay_seconds: float = 2.0  # max answer delay for an account under attack from new addresses
-    review_unused_days: int = 90  # `custody users review`: accounts not used for this long
-    production: bool = False  # cookies always Secure; refuse plain HTTP unless behind_tls_proxy
-    behind_tls_proxy: bool = False  # a TLS-terminating reverse proxy sets X-Forwarded-For/-Proto
-    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"])  # whose forwarded headers count
-    certfile: Path | None = None  # `custody serve` speaks HTTPS with these (or --certfile/--keyfile)
-    keyfile: Path | None = None
-    hsts_seconds: int = 31536000
+    require_mfa_for: list[str] = Field(default_factory=list, json_schema_extra={"example": '["administrator", "auditor"]'},
+                                       description=(
+        "Roles that must give a TOTP code after the password (enrolled at their first login, with recovery "
+        "codes) / 须二次验证(TOTP)的角色"))
+    login_per_minute_per_address: int = Field(20, description=(
+        "Login attempts per minute from one address; more are refused / 每个地址每分钟登录次数上限"))
+    login_per_minute_per_account: int = Field(10, description=(
+        "Login attempts per minute for one account name / 每个账号每分钟登录次数上限"))
+    anonymous_per_minute_per_address: int = Field(120, description=(
+        "Requests per minute without a login session from one address; more answer 429 / 未登录请求每分钟上限"))
+    password_checks_at_once: int = Field(2, description=(
+        "Password (argon2, 64 MiB each) checks running at once; others wait, then are told the server is busy "
+        "/ 同时进行的密码校验数"))
+    unknown_source_delay_seconds: float = Field(2.0, description=(
+        "Longest delay before answering a failed login from an address the account never used, once the "
+        "account fails often (a delay, not a lock) / 陌生地址失败登录的最长延迟(秒)"))
+    review_unused_days: int = Field(90, description=(
+        "`custody users review` and /audit/accounts list accounts not used for this many days "
+        "/ 账号审查:超过此天数未使用"))
+    production: bool = Field(False, description=(
+        "Production mode: cookies always Secure; `custody serve` refuses plain HTTP unless behind_tls_proxy "
+        "/ 生产模式:须 HTTPS"))
+    behind_tls_proxy: bool = Field(False, description=(
+        "A TLS-terminating reverse proxy in front: X-Forwarded-For/-Proto are believed from trusted_proxies "
+        "/ 位于 TLS 反向代理之后"))
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"], description=(
+        "Addresses of the reverse proxy whose forwarded headers count / 受信任的代理地址"))
+    certfile: Path | None = Field(None, json_schema_extra={"example": '"var/tls/cert.pem"'}, description=(
+        "TLS certificate (PEM) for `custody serve` to speak HTTPS itself (or --certfile) / HTTPS 证书"))
+    keyfile: Path | None = Field(None, json_schema_extra={"example": '"var/tls/key.pem"'}, description=(
+        "TLS private key (PEM) (or --keyfile) / HTTPS 私钥"))
+    hsts_seconds: int = Field(31536000, description=(
+        "Strict-Transport-Security max-age sent over HTTPS; 0 = none / HSTS 有效期(秒)"))
 
 
 class FieldUploadSettings(_Section):
@@ -152,20 +195,32 @@ class FieldUploadSettings(_Section):
 
 
 class CustodyLogSettings(_Section):
-    """The custody log's anchors (docs/custody-log.md): the station's Ed25519 key signs every
-    event and every checkpoint written to the store under `custody-log/`."""
-    key_file: Path = Path("var/station-key.pem")  # private key, created on first use, mode 0600
-    trusted_keys: list[str] = Field(default_factory=list)  # other stations' public keys (.pub paths or base64)
-    trust_store_keys: bool = True  # also trust keys published (write-once) under custody-log/keys/
-    checkpoint_minutes: float = 15.0  # a checkpoint at least this often while the daemon runs
-    checkpoint_lock_days: int = 3650  # retain-until of checkpoints, object records and key objects
-    backup_lock_days: int = 400  # retain-until of catalog backups
+    """The custody log's anchors (issue 17, docs/custody-log.md): the station's Ed25519 key signs
+    every event and every checkpoint written to the store under `custody-log/`."""
+    key_file: Path = Field(Path("var/station-key.pem"), description=(
+        "This station's Ed25519 private key (PEM); created on first use with mode 0600. Keep it secret, "
+        "back it up offline / 本站签名私钥(首次使用时生成,权限 0600)."))
+    trusted_keys: list[str] = Field(default_factory=list, description=(
+        "Other stations' public keys that `custody verify` trusts: paths to .pub files or base64 keys "
+        "(`custody log key` prints one) / 受信任的其他站点公钥."))
+    trust_store_keys: bool = Field(True, description=(
+        "Also trust the keys stations published write-once under custody-log/keys/ in the store; false = "
+        "only this station's and trusted_keys / 是否信任存储中发布的公钥."))
+    checkpoint_minutes: float = Field(15.0, description=(
+        "The daemon anchors the custody log (a signed checkpoint in the store) at least this often while "
+        "events are written, and after every dock; 0 = only after docks / 检查点间隔(分钟)."))
+    checkpoint_lock_days: int = Field(3650, description=(
+        "Object Lock retain-until of checkpoints and published keys, in days / 检查点锁定天数."))
+    backup_lock_days: int = Field(400, description=(
+        "Object Lock retain-until of catalog backups (`custody backup`), in days / 目录库备份锁定天数."))
 
 
 class Settings(_Section):
-    custody_log: CustodyLogSettings = Field(default_factory=CustodyLogSettings)
     station: StationSettings = Field(default_factory=StationSettings)
-    fixity: FixitySettings = Field(default_factory=FixitySettings)
+    fixity: FixitySettings = Field(
+        default_factory=FixitySettings,
+        description="Scheduled fixity: stored objects re-verified on a rolling schedule (docs/stations.md) "
+                    "/ 定期校验")
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     indexer: IndexerSettings = Field(default_factory=IndexerSettings)
@@ -174,6 +229,7 @@ class Settings(_Section):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     field_upload: FieldUploadSettings = Field(default_factory=FieldUploadSettings)
+    custody_log: CustodyLogSettings = Field(default_factory=CustodyLogSettings)
 
     # Where the file was read from; relative config paths (profiles, rules) use it.
     config_path: Path | None = None

@@ -35,7 +35,7 @@ COMMANDS: dict[str, Entry] = {
     "stations": Entry("stations", "Every station on the catalog: heartbeat, docks, spool, failures / 各采集站状态."),
     "station": Entry("stations", "Install this station: systemd, udev, mount helper, config / 安装采集站."),
     # index
-    "media": Entry("media", "Recordings: list, show, keyframes / 录像列表、详情与关键帧."),
+    "media": Entry("media", "Recordings: list, show, get, keyframes / 录像列表、详情、下载与关键帧."),
     "index": Entry("media", "Run the job queue by hand / 手动执行索引任务."),
     "reindex": Entry("media", "Index recordings again / 重新索引录像."),
     "clock": Entry("media", "Device clock corrections / 设备时钟校正."),

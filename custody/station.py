@@ -14,6 +14,7 @@ from catalog import anchor, fixity
 from catalog.app import App
 from indexer import worker as index_worker
 from ingest.daemon import Daemon, JobWorker
+from ingest.spool import Spool
 from retention import jobs as retain_worker
 
 
@@ -44,4 +45,14 @@ def run_pending(app: App, worker: str, *, actor: str | None = None,
     retained = retain_worker.run_pending(app, worker, actor=actor)
     if retained:
         done["retained"] = sum(retained.values())
+    # As the daemon does: spool copies of recordings now stored, verified and indexed are
+    # caches; the CLI path removes them too instead of keeping twice the disk (issue 14).
+    cleaned = clean_spool(app)
+    if cleaned:
+        done["spool_cleaned"] = cleaned
     return done
+
+
+def clean_spool(app: App) -> int:
+    """Remove the spool copies whose recordings are stored, verified and indexed (Spool.clean)."""
+    return Spool.of(app.settings).clean(app.catalog)

@@ -68,7 +68,7 @@ def redaction_json(r: Redaction) -> dict[str, Any]:
             "approved_at": r.approved_at.isoformat() if r.approved_at else None, "log": r.log}
 
 
-def _reason(text: str) -> str:
+def check_reason(text: str) -> str:
     text = (text or "").strip()
     if len(text) < 3:
         raise CustodyError("give a reason for the redaction (--reason) / 请填写处理理由")
@@ -109,7 +109,7 @@ def make_redaction(app: App, media_ref: str, plan: redact.Plan, reason: str, *, 
                    threshold: float = DEFAULT_THRESHOLD, input_width: int = DEFAULT_INPUT_WIDTH,
                    remote_addr: str | None = None) -> Made:
     """Make, store and log a derived copy of the recording `media_ref` (id or SHA-256)."""
-    reason = _reason(reason)
+    reason = check_reason(reason)
     with app.catalog.session() as s:
         actor = actor or resolve_actor(s, app.user)
         original = find_media(s, str(media_ref))
@@ -155,7 +155,9 @@ def make_redaction(app: App, media_ref: str, plan: redact.Plan, reason: str, *, 
         derived = Media(
             sha256=sha, size=size, kind=kind, storage_key=key, storage_checksum=obj.checksum, status="stored",
             device_id=orig.device_id, officer_id=orig.officer_id, officer_badge=orig.officer_badge,
-            unit_code=orig.unit_code, first_session_id=orig.first_session_id,
+            # No dock session and no device reading: session re-timing, photo clock estimates and
+            # clock corrections (which select by device_start) leave a copy alone.
+            unit_code=orig.unit_code, first_session_id=None,
             original_path=f"derived:media/{orig.id}",
             original_name=f"redacted-{orig.id}-{sha[:8]}.{'jpg' if still else 'mp4'}",
             device_start_text=None, device_start=None,
@@ -163,8 +165,9 @@ def make_redaction(app: App, media_ref: str, plan: redact.Plan, reason: str, *, 
             recorded_end=_shift(orig.recorded_start, float(seg_to)) if seg_to is not None else None,
             duration_seconds=(float(seg_to) - seg_from) if seg_to is not None else None,
             time_source=orig.time_source, clock_offset_seconds=orig.clock_offset_seconds,
-            clock_offset_source=orig.clock_offset_source, docked_at=orig.docked_at, stored_at=now, verified_at=now,
-            index_state="pending", meta={"derived": {"from": orig.id, "redaction": True}},
+            clock_offset_source=orig.clock_offset_source, docked_at=None, stored_at=now, verified_at=now,
+            # "done": the indexer would re-time the copy and link it to cases as a new recording.
+            index_state="done", meta={"derived": {"from": orig.id, "redaction": True}},
             width=(facts.get("output") or {}).get("width"), height=(facts.get("output") or {}).get("height"),
             flags=["redacted"], flag_reasons={"redacted": f"derived from recording {orig.id}"},
             keep_until=orig.keep_until, keep_rule=orig.keep_rule, derived_from=orig.id)

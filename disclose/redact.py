@@ -434,13 +434,16 @@ def redact_video(src: Path, out: Path, plan: Plan, detector: FaceDetector | None
         enc.stdin.close()
         enc_rc = enc.wait(timeout=600)
         dec_rc = dec.wait(timeout=60)
-    except BaseException:
+    except BaseException as e:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         for p in (dec, enc):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        if isinstance(e, BrokenPipeError):  # the encoder stopped: say why
+            raise CustodyError("encoding the derived copy failed / 编码失败: "
+                               + (enc.stderr.read() if enc.stderr else b"").decode(errors="replace")[-300:]) from e
         raise
     if pool is not None:
         pool.shutdown(wait=True)
@@ -485,20 +488,14 @@ def _redact_audio(src: Path, out: Path, plan: Plan, info: Source, end: float | N
 
 
 # --------------------------------------------------------------------------- stills
-def redact_still(src: Path, out: Path, plan: Plan, detector: FaceDetector | None) -> dict[str, Any]:
-    """One frame at `plan.still` (0 for a photo) as a JPEG with the same redactions.
-
-    The JPEG is encoded from pixels by OpenCV: it carries no EXIF at all (no GPS, no device).
-    Manual boxes apply where given when the still's time lies in [t, until]; they are not
-    followed (draw them on the frame of the still)."""
-    import cv2  # deferred: see blur_region
-    import numpy as np  # deferred with cv2
+def _frame_at(src: Path, t: float) -> tuple[Any, float]:
+    """The video frame shown at `t` as a BGR array."""
+    import numpy as np  # deferred: see blur_region
 
     info = probe(src)
     if not info.has_video:
         raise CustodyError("a still needs a recording with pictures / 静帧需要视频或照片")
-    t = plan.still or 0.0
-    if info.duration is not None and t > info.duration and info.duration > 0.5:
+    if info.duration is not None and t > info.duration:
         raise CustodyError(f"--still {t}s is past the recording's end ({info.duration:.3f}s) / 时间超出录像")
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-ss", f"{t:.3f}", "-i", str(src), "-map", "0:v:0",
            "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "bgr24", "-"]
@@ -506,7 +503,36 @@ def redact_still(src: Path, out: Path, plan: Plan, detector: FaceDetector | None
     W, H = info.width, info.height
     if proc.returncode != 0 or len(proc.stdout) < W * H * 3:
         raise CustodyError("no frame at that time / 该时间点无画面: " + proc.stderr.decode(errors="replace")[-200:])
-    img = np.frombuffer(proc.stdout[:W * H * 3], dtype=np.uint8).reshape(H, W, 3).copy()
+    return np.frombuffer(proc.stdout[:W * H * 3], dtype=np.uint8).reshape(H, W, 3).copy(), t
+
+
+def _photo_pixels(src: Path) -> Any:
+    """A photo's pixels as a BGR array, turned as its EXIF orientation says (as viewers show it)."""
+    import numpy as np  # deferred: see blur_region
+    from PIL import Image, ImageOps, UnidentifiedImageError  # deferred with numpy
+
+    try:
+        with Image.open(src) as im:
+            rgb = ImageOps.exif_transpose(im).convert("RGB")
+    except (UnidentifiedImageError, OSError) as e:
+        raise CustodyError(f"the photo cannot be read: {e} / 无法读取照片") from e
+    return np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
+
+
+def redact_still(src: Path, out: Path, plan: Plan, detector: FaceDetector | None, *,
+                 photo: bool = False) -> dict[str, Any]:
+    """One frame at `plan.still` (0 for a photo) as a JPEG with the same redactions.
+
+    The JPEG is encoded from pixels by OpenCV: it carries no EXIF at all (no GPS, no device).
+    Manual boxes apply where given when the still's time lies in [t, until]; they are not
+    followed (draw them on the frame of the still)."""
+    import cv2  # deferred: see blur_region
+
+    if photo:
+        img, t = _photo_pixels(src), 0.0
+    else:
+        img, t = _frame_at(src, plan.still or 0.0)
+    H, W = img.shape[:2]
     faces = detector.detect(img) if (plan.faces and detector) else []
     boxes = [b for b in plan.boxes if b.t - 1e-6 <= t and (b.until is None or t <= b.until + 1e-6)]
     rects = [f.grown(FACE_GROW, W, H) for f in faces]
@@ -528,5 +554,5 @@ def redact_still(src: Path, out: Path, plan: Plan, detector: FaceDetector | None
 def run(src: Path, out: Path, plan: Plan, *, kind: str, detector: FaceDetector | None) -> dict[str, Any]:
     """Redact `src` into `out`: a still when asked for (or the original is a photo), else video/audio."""
     if plan.still is not None or kind == "photo":
-        return redact_still(src, out, plan, detector)
+        return redact_still(src, out, plan, detector, photo=kind == "photo")
     return redact_video(src, out, plan, detector)

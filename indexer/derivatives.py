@@ -9,12 +9,17 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cv2
-import numpy as np
-
+from core.lazy import lazy
 from indexer.keyframes import Frame, contact_sheet, jpeg, resize_to_width
 from storage.base import ObjectStore, derived_key
+
+if TYPE_CHECKING:
+    import cv2
+    import numpy as np
+else:  # imported on first use: the CLI loads this module for light commands too (issue 14)
+    cv2, np = lazy("cv2"), lazy("numpy")
 
 
 @dataclass

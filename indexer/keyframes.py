@@ -26,12 +26,17 @@ import bisect
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
-import av
-import cv2
-import numpy as np
-
+from core.lazy import lazy
 from indexer import mp4index
+
+if TYPE_CHECKING:
+    import av
+    import cv2
+    import numpy as np
+else:  # imported on first use: the CLI loads this module for light commands too (issue 14)
+    av, cv2, np = lazy("av"), lazy("cv2"), lazy("numpy")
 
 # Detection constants: ratios of bits per frame; generous so that camera motion is not a "scene".
 STEP_WINDOW = 5  # predicted frames on each side of a candidate change
@@ -301,8 +306,9 @@ def _key_at_or_after(key_times: list[float], t: float) -> float | None:
 
 
 # --------------------------------------------------------------------------- 3. decode
-_ROTATE = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, -270: cv2.ROTATE_90_COUNTERCLOCKWISE,
-           -90: cv2.ROTATE_90_CLOCKWISE, 270: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, -180: cv2.ROTATE_180}
+# Display-matrix degrees -> the name of OpenCV's rotate code (looked up when decoding: cv2 loads lazily).
+_ROTATE = {90: "ROTATE_90_COUNTERCLOCKWISE", -270: "ROTATE_90_COUNTERCLOCKWISE", -90: "ROTATE_90_CLOCKWISE",
+           270: "ROTATE_90_CLOCKWISE", 180: "ROTATE_180", -180: "ROTATE_180"}
 
 
 class Decoder:
@@ -319,7 +325,8 @@ class Decoder:
         self.start = self.stream.start_time or 0
         rate = self.stream.average_rate or self.stream.guessed_rate
         self.half_frame = int(Fraction(1, 2) / Fraction(rate) / self.tb) if rate else 0
-        self.rotate = _ROTATE.get(int(rotation or 0))  # the display matrix, as a player would apply it
+        code = _ROTATE.get(int(rotation or 0))  # the display matrix, as a player would apply it
+        self.rotate = getattr(cv2, code) if code else None
         self.max_width = max_width
 
     def frame_at(self, t: float) -> np.ndarray | None:

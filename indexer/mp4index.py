@@ -15,8 +15,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+from core.lazy import lazy
+
+if TYPE_CHECKING:
+    import numpy as np
+else:  # imported on first use: the CLI loads this module for light commands too (issue 14)
+    np = lazy("numpy")
 
 _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}
 MAX_MOOV_BYTES = 256 * 1024 * 1024  # a damaged size field must not make us read gigabytes

@@ -151,20 +151,42 @@ def _record(app: Any, s: Session, m: Media, found: _Findings, force: bool, actor
     custody_log.record(s, "indexed", actor=actor, media_id=m.id, subject=m.sha256, detail=detail)
     if m.kind == "photo" and m.first_session_id:
         _photo_clock_estimate(app, s, m)
-    link(app, s, m, actor)
+    outcome = link(app, s, m, actor)
+    # The station log's story of a recording: indexed (time, keyframes, playable?), then linked.
+    start = m.recorded_start.astimezone(app.settings.tz).strftime("%Y-%m-%d %H:%M:%S") if m.recorded_start else "?"
+    serial = m.device.serial if m.device else "?"
+    log.info("media %s [%s] %s: indexed — %s %s (time from %s), %d keyframe(s)%s; %s", m.id, serial,
+             _plain(m.original_name), m.kind, start, m.time_source or "?", detail["keyframes"],
+             f", unplayable: {_plain(problem)}" if problem else "", _link_story(outcome))
     return detail
 
 
-def link(app: Any, s: Session, m: Media, actor: str) -> None:
+def _plain(text: str | None) -> str:
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in (text or ""))
+
+
+def _link_story(outcome: linking.LinkOutcome | None) -> str:
+    if outcome is None:
+        return "linking failed (see above)"
+    if outcome.review:
+        return f"queued for review: {outcome.review.split(' / ', 1)[-1]}"
+    if outcome.linked:
+        return f"linked to {', '.join(outcome.linked)}"
+    return "linked to no case"
+
+
+def link(app: Any, s: Session, m: Media, actor: str) -> linking.LinkOutcome | None:
     """Case linking, in a savepoint: a linking fault is logged and leaves the index intact."""
+    outcome = None
     try:
         with s.begin_nested():
-            linking.link_recording(s, app.settings, m, actor=actor)
+            outcome = linking.link_recording(s, app.settings, m, actor=actor)
     except Exception as e:  # noqa: BLE001 - linking is another package's code; the index must land
         log.exception("linking recording %s failed", m.id)
         custody_log.record(s, "linked", actor=actor, outcome="failed", media_id=m.id, subject=m.sha256,
                            detail={"reason": f"{type(e).__name__}: {e}"[:1000]})
     _retain(app, s, m, actor)
+    return outcome
 
 
 def _retain(app: Any, s: Session, m: Media, actor: str) -> None:

@@ -28,7 +28,8 @@ from ingest import volume as vol
 from ingest.pipeline import ingest_volume
 from ingest.spool import DeviceBusy, Spool
 from ingest.states import ACTIVE_SESSION_STATES, ITEM_STATUSES, ItemStatus, Phase, SessionState
-from ingest.task import IngestResult
+from ingest.task import FileResult, IngestResult
+from ingest import field
 from ingest.upload import close_drained_sessions, upload_pending
 
 try:  # optional: without watchdog the dock root is only polled (every [station].poll_seconds)
@@ -58,6 +59,24 @@ class Watched:
 RETRY_SECONDS = 10.0
 MAX_RETRIES = 6  # then the volume waits for a change or a re-dock, and the log says why
 MAX_SETTLE_FACTOR = 20  # a volume that never stops changing (a log file) is offloaded anyway after this many settles
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def _file_outcome(f: FileResult) -> str:
+    """One file's outcome in words: stored and verified (the store re-confirmed size and SHA-256),
+    duplicate, flagged, refused or skipped - with the reason."""
+    why = f" — {_printable(f.reason)}" if f.reason else ""
+    digest = f" (sha256 {f.sha256[:12]}…)" if f.sha256 else ""
+    if f.status == ItemStatus.STORED:
+        return f"stored, verified{digest}"
+    if f.status == ItemStatus.FLAGGED:
+        return f"stored, verified, flagged{digest}{why}"
+    if f.status == ItemStatus.DUPLICATE:
+        return f"duplicate: already stored{digest}"
+    return f"{f.status}{why}"
 
 
 def shown(name: str) -> str:
@@ -243,6 +262,14 @@ class Daemon:
         self.results.append(res)
         c = res.counts
         dev = (res.device or {}).get("serial", "?")
+        if w.retry_at and res.state == SessionState.FAILED:
+            # Busy (this device offloads from another volume, or elsewhere) or a full spool: not a
+            # failure of this dock, which is simply tried again while the device stays docked.
+            log.info("%s [%s] waiting: %s; trying again in %.0fs", shown(p.name), dev, res.message, RETRY_SECONDS)
+            self.wake.set()
+            return res
+        for f in res.files:  # the story of each file, for whoever reads the station's log
+            log.info("%s [%s] %s: %s", shown(p.name), dev, _printable(f.path), _file_outcome(f))
         log.info("%s [%s] %s: stored %d, duplicate %d, flagged %d, refused %d, skipped %d%s%s", shown(p.name), dev,
                  res.state, *(c[s] for s in ITEM_STATUSES),
                  f" — {res.message}" if res.message else "",
@@ -293,6 +320,7 @@ class Daemon:
                     for _ in range(close_drained_sessions(self.app, self.actor)):
                         log.info("a dock that ended incomplete is complete now: its spool copies are stored")
                 Spool.of(self.app.settings).clean(self.app.catalog)
+                field.expire_uploads(self.app)  # incomplete field uploads past upload_expiry_hours (issue 15)
                 clean_partial = getattr(self.app.store, "clean_partial", None)
                 if clean_partial is not None and (removed := clean_partial()):
                     log.warning("store: removed %d partial object file(s) left by an interrupted write", removed)

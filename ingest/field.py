@@ -427,9 +427,20 @@ class ChunkWriter:
         self.chunk_hash = CHECKSUM_ALGORITHMS[checksum[0]]() if checksum else None
         self.done = False
         self.committed = False
+        self._io = threading.Lock()
+        self._closed = False
         self.state, self.sha256, self.expires_at = up.state, up.sha256, up.expires_at  # after commit: the new ones
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        with self._io:  # a cut (abort) waits for a write still running in a worker thread
+            if not self._closed:  # and no write lands after it
+                self._write(data)
+
+    def _close_writes(self) -> None:
+        with self._io:
+            self._closed = True
+
+    def _write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
         if self.pos + len(data) > self.length:
@@ -454,9 +465,10 @@ class ChunkWriter:
         self.pos = off
 
     def _cut(self) -> None:
-        os.ftruncate(self.lv.fd, self.start)
-        self.lv.hasher = self.saved
-        self.pos = self.start
+        with self._io:
+            os.ftruncate(self.lv.fd, self.start)
+            self.lv.hasher = self.saved
+            self.pos = self.start
 
     def abort(self, why: str, keep_received: bool) -> int:
         """The body did not arrive whole (connection dropped) or was refused.  Without a chunk
@@ -464,6 +476,7 @@ class ChunkWriter:
         received); with one, nothing of the chunk stays."""
         if self.done:
             return self.pos
+        self._close_writes()
         try:
             if keep_received and self.chunk_hash is None and self.pos > self.start:
                 try:
@@ -484,6 +497,7 @@ class ChunkWriter:
 
     def commit(self) -> int:
         """fsync, check the chunk checksum, advance the durable offset (and finish at the last byte)."""
+        self._close_writes()
         try:
             if self.chunk_hash is not None and self.chunk_hash.digest() != self.checksum[1]:
                 self._cut()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from catalog import custody_log
@@ -99,7 +99,7 @@ def _start_item(task: DockTask, e: vol.Entry, sidecar: dict | None) -> int | Non
     """The file's item, in one transaction with the look-up of an earlier dock's copy (trusted
     only when nothing will be wiped: a wipe needs the bytes read again)."""
     with task.app.catalog.session() as s:
-        known = None if task.wipe else _known(s, task.identity.serial, e)
+        known = None if task.wipe else _known(s, task.identity.serial, e, task.app.station)
         if known is not None:
             _carry_known(s, task, e, known)
             _count_done(s, task, e.size)
@@ -173,14 +173,18 @@ def _count_done(s: Session, task: DockTask, nbytes: int) -> None:
 
 
 # --------------------------------------------------------------------------- stored by an earlier dock
-def _known(s: Session, serial: str, e: vol.Entry) -> OffloadItem | None:
-    """The same file (device, path, size, mtime) already stored from an earlier dock."""
+def _known(s: Session, serial: str, e: vol.Entry, station: str) -> OffloadItem | None:
+    """The same file (device, path, size, mtime) already stored from an earlier dock, or waiting
+    in *this* station's spool (another station's spool copy is not counted on: that station may
+    be down for good; the file is copied again here, and stored once by its hash)."""
+    own_spool = and_(OffloadItem.phase == Phase.COPIED,
+                     or_(OffloadItem.station == station, OffloadItem.station.is_(None)))
     return s.execute(
         select(OffloadItem).join(DockSession, DockSession.id == OffloadItem.session_id)
         .join(Device, Device.id == DockSession.device_id)
         .where(Device.serial == serial, OffloadItem.device_path == e.rel, OffloadItem.size == e.size,
                OffloadItem.mtime_ns == e.mtime_ns,
-               OffloadItem.phase.in_((Phase.STORED, Phase.WIPED, Phase.COPIED)),
+               or_(OffloadItem.phase.in_((Phase.STORED, Phase.WIPED)), own_spool),
                OffloadItem.sha256.is_not(None))
         .order_by(OffloadItem.id.desc())
     ).scalars().first()

@@ -1,10 +1,13 @@
 """Dock sessions: who docked (device, officer, unit), when, and the device clock's error."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog import custody_log
@@ -13,35 +16,43 @@ from ingest.profiles import Identity, Profile, device_clock_offset
 from ingest.states import RESUMABLE_SESSION_STATES, SessionState
 from ingest.volume import shown_path
 
+T = TypeVar("T")
+
+
+def _insert_once(s: Session, model: type[T], where: Any, make: Callable[[], T]) -> T:
+    """The row, created if missing.  Several stations (or offloads) may create the same unit,
+    officer or device at the same moment: the insert runs in a savepoint and the loser of the
+    race reads the winner's row."""
+    row = s.execute(select(model).where(where)).scalar_one_or_none()
+    if row is not None:
+        return row
+    try:
+        with s.begin_nested():
+            row = make()
+            s.add(row)
+            s.flush()
+        return row
+    except IntegrityError:
+        return s.execute(select(model).where(where)).scalar_one()
+
 
 def upsert_unit(s: Session, code: str | None) -> Unit | None:
     if not code:
         return None
-    unit = s.execute(select(Unit).where(Unit.code == code)).scalar_one_or_none()
-    if unit is None:
-        unit = Unit(code=code)
-        s.add(unit)
-        s.flush()
-    return unit
+    return _insert_once(s, Unit, Unit.code == code, lambda: Unit(code=code))
 
 
 def upsert_officer(s: Session, badge: str | None, unit: Unit | None) -> Officer | None:
     """An officer number seen on a device but not yet imported is recorded as such."""
     if not badge:
         return None
-    off = s.execute(select(Officer).where(Officer.badge == badge)).scalar_one_or_none()
-    if off is None:
-        off = Officer(badge=badge, unit_id=unit.id if unit else None, status="unknown", source="device")
-        s.add(off)
-        s.flush()
-    return off
+    return _insert_once(s, Officer, Officer.badge == badge, lambda: Officer(
+        badge=badge, unit_id=unit.id if unit else None, status="unknown", source="device"))
 
 
 def upsert_device(s: Session, ident: Identity, profile: Profile, unit: Unit | None, docked_at: datetime) -> Device:
-    dev = s.execute(select(Device).where(Device.serial == ident.serial)).scalar_one_or_none()
-    if dev is None:
-        dev = Device(serial=ident.serial, kind=profile.kind, unit_id=unit.id if unit else None, source="dock")
-        s.add(dev)
+    dev = _insert_once(s, Device, Device.serial == ident.serial, lambda: Device(
+        serial=ident.serial, kind=profile.kind, unit_id=unit.id if unit else None, source="dock"))
     dev.profile = profile.name
     dev.vendor = ident.vendor or dev.vendor
     dev.model = ident.model or dev.model

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -37,6 +38,12 @@ class DeviceBusy(Exception):
     """Another process on this station is offloading the same device."""
 
 
+# Device locks this process holds: a second volume of the same device docked to this very
+# daemon is told apart from another process (flock alone cannot say who holds it).
+_HELD_HERE: set[Path] = set()
+_HELD_GUARD = threading.Lock()
+
+
 class DeviceLock:
     """One offload per device at a time on this station (daemon and CLI alike)."""
 
@@ -46,17 +53,26 @@ class DeviceLock:
 
     def __enter__(self) -> "DeviceLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            os.close(self.fd)
-            raise DeviceBusy("this device is already being offloaded by another process") from e
+        with _HELD_GUARD:
+            if self.path in _HELD_HERE:
+                raise DeviceBusy("this station is offloading this device from another volume right now "
+                                 "(the same serial docked twice); trying again while it stays docked "
+                                 "/ 本站正在从另一设备卷导入该设备")
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as e:
+                os.close(self.fd)
+                raise DeviceBusy("this device is already being offloaded by another process on this station "
+                                 "/ 本站另一进程正在导入该设备") from e
+            _HELD_HERE.add(self.path)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
+        with _HELD_GUARD:
+            _HELD_HERE.discard(self.path)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
 
 
 class Spool:

@@ -27,6 +27,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from catalog import custody_log
+from catalog.leases import HeldLease, LeaseHeld
 from catalog.models import DockSession, OffloadItem, utcnow
 from core.errors import DeviceGone, SpoolFull, StorageIntegrityError, StorageUnavailable
 from ingest import items
@@ -68,6 +69,8 @@ def recognise(task: DockTask) -> None:
     ident = task.identity
     task.result.device = {"serial": ident.serial, "officer": ident.officer, "unit": ident.unit,
                           "kind": task.profile.kind, "profile": task.profile.name}
+    log.info("%s [%s]: recognised by profile %s (%s); officer %s, unit %s", vol.shown_path(task.volume).rsplit("/", 1)[-1],
+             ident.serial, task.profile.name, task.profile.kind, ident.officer or "-", ident.unit or "-")
 
 
 def _unrecognised(task: DockTask, reason: str) -> None:
@@ -83,9 +86,16 @@ def open_session(task: DockTask) -> None:
     open its dock session (device, officer, unit, clock error; resumes an unfinished one)."""
     try:
         task.held.enter_context(task.spool.lock(task.identity.serial))
-    except DeviceBusy as e:
+        # ... and across stations: the device's lease in the catalog (catalog/leases.py).  With the
+        # station's own lock held, its lease left by a killed process of this station is taken back.
+        lease = task.held.enter_context(HeldLease(task.app.catalog, task.identity.serial, task.app.station,
+                                                  task.station.device_lease_seconds, actor=task.actor,
+                                                  own_stale_ok=True))
+    except (DeviceBusy, LeaseHeld) as e:
         task.end(SessionState.FAILED, str(e), retry=True)
         return
+    stop = task.should_stop
+    task.should_stop = lambda: stop() or lease.lost.is_set()  # lease lost: another station has the device
     task.started = time.monotonic()
     with task.app.catalog.session() as s:
         ds = open_dock_session(s, station=task.app.station, volume=task.volume, profile=task.profile,

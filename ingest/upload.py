@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from catalog.app import App
 from core.errors import SourceMismatch, StorageIntegrityError, StorageUnavailable
-from catalog import custody_log, jobs
+from catalog import custody_log, jobs, objrecord
 from catalog.models import Device, DockSession, Job, Media, OffloadItem, Officer, Sighting, utcnow
 from ingest import quickcheck
 from ingest.profiles import Profile, plausible_time, station_profiles
@@ -148,8 +148,10 @@ def _store_item(app: App, item_id: int, profile: Profile | None, actor: str) -> 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="quickcheck") as checker:
         pending_check = checker.submit(quickcheck.check, src, kind, size)
         try:
+            # proven: the offload hashed this copy as it wrote and fsynced it; the local store
+            # links it into place instead of writing the bytes a second time (issue 14).
             obj = app.store.put_file(key, src, sha, size, metadata={"station": app.station},
-                                     content_type=_content_type(kind, item.device_path))
+                                     content_type=_content_type(kind, item.device_path), proven=True)
         except StorageIntegrityError as e:
             # The store refused the bytes: if the spool copy itself is damaged, copy again from
             # the device (which still has the original: nothing is wiped before this succeeds).
@@ -158,7 +160,10 @@ def _store_item(app: App, item_id: int, profile: Profile | None, actor: str) -> 
             raise
         chk = pending_check.result()
     times = initial_times(item, ds, profile)
-    return _record_stored(app, item_id, obj.checksum, kind, chk, times, actor)
+    out = _record_stored(app, item_id, obj.checksum, kind, chk, times, actor)
+    if out.status in (ItemStatus.STORED, ItemStatus.FLAGGED) and out.media_id is not None:
+        objrecord.write_for_media(app, out.media_id)  # what the dock knew, beside the object (issue 17)
+    return out
 
 
 def _spool_damaged(app: App, spool: Spool, item_id: int, src: Path, why: str, actor: str) -> Outcome:

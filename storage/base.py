@@ -65,8 +65,12 @@ class ObjectStore(Protocol):
     url: str
 
     def put_file(self, key: str, path: Path, sha256: str, size: int, *,
-                 metadata: dict[str, str] | None = None, content_type: str | None = None) -> StoredObject:
-        """Store a file and have the store confirm the checksum of what it received."""
+                 metadata: dict[str, str] | None = None, content_type: str | None = None,
+                 proven: bool = False) -> StoredObject:
+        """Store a file and have the store confirm the checksum of what it received.
+        `proven`: `path` is a durable (fsynced), never-rewritten copy whose SHA-256 the caller
+        computed while writing it (the spool's content-addressed copy); the local store then
+        takes that file itself instead of copying it (issue 14), other stores ignore it."""
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None,
                   metadata: dict[str, str] | None = None) -> StoredObject: ...

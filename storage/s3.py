@@ -190,7 +190,10 @@ class S3Store:
 
     # ------------------------------------------------------------------ write
     def put_file(self, key: str, path: Path, sha256: str, size: int, *,
-                 metadata: dict[str, str] | None = None, content_type: str | None = None) -> StoredObject:
+                 metadata: dict[str, str] | None = None, content_type: str | None = None,
+                 proven: bool = False) -> StoredObject:
+        # `proven` changes nothing here: the bytes must be sent anyway, and the whole-file hash
+        # of that read is what proves a multipart object (its checksum covers only the parts).
         self.ensure_bucket()
         existing = self.head(key)
         if existing is not None:

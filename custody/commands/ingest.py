@@ -178,6 +178,9 @@ def ingest(app: App, path: Path, as_json: bool, wipe: bool | None) -> None:
         _print_summary(res)
     if res.session is not None:
         Checkpointer(app).checkpoint("dock")  # the dock ended: anchor the custody log (docs/custody-log.md)
+    # As the daemon does: remove spool copies already stored, verified and indexed (issue 14; with
+    # `[indexer] workers = 0` they wait for `custody index --pending`, which cleans them then).
+    station.clean_spool(app)
     sys.exit(0 if res.ok else 1)
 
 

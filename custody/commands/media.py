@@ -168,7 +168,7 @@ def _print_detail(d: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- media
 @click.group("media")
 def media_group() -> None:
-    """Recordings: list, show, keyframes / 录像列表、详情与关键帧."""
+    """Recordings: list, show, get, keyframes / 录像列表、详情、下载与关键帧."""
 
 
 @media_group.command("list")

@@ -95,6 +95,11 @@ def test_record_id_is_the_upsert_key_and_stays_unique(bureau, tmp_path: Path) ->
             ["JC-2026-0101", "X-1"], ["JC-2026-0102", "X-1"]]))
     text = str(ei.value)
     assert f"record_id '{INSPECTION_ID}' belongs to case {corrected}" in text
+    # One stored case updated by two rows (renamed by its record id and named by its old number).
+    with pytest.raises(ImportRejected) as ei:
+        import_file(bureau, "cases", write_csv(tmp_path / "twice.csv", ["case_no", "record_id"], [
+            ["(津东)应急检〔2026〕0357号", INSPECTION_ID], [corrected, ""]]))
+    assert f"line 3: updates case {corrected}" in str(ei.value)
     assert "record_id 'X-1' appears twice in this file (also line 3)" in text
 
 

@@ -9,6 +9,8 @@ import base64
 import json
 import os
 import stat
+import threading
+import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -17,7 +19,10 @@ from sqlalchemy import select, text, update
 from anchor_support import cut_tail, drop_guards, populate, problems, rehash_from, renumber
 from catalog import anchor, custody_log
 from catalog.audit import verify_all
-from catalog.models import ChainHead, CustodyEvent, CustodySignature, utcnow
+from catalog.models import ChainHead, CustodyEvent, DockSession, utcnow
+from catalog.stationkey import key_id_of, raw_public
+from catalog.backup import backup
+from helpers_ingest import run_cli
 
 
 @pytest.fixture
@@ -183,8 +188,6 @@ def test_forged_checkpoint_with_the_wrong_key_is_rejected(app) -> None:  # noqa:
 
 def test_checkpoint_from_an_untrusted_station_is_rejected(app) -> None:  # noqa: ANN001
     rogue = Ed25519PrivateKey.generate()
-    from catalog.stationkey import key_id_of, raw_public
-
     kid = key_id_of(raw_public(rogue.public_key()))
     cp = anchor.write_checkpoint(app, "test")
     body = {**cp.body, "key_id": kid, "seq": 999}
@@ -196,11 +199,6 @@ def test_checkpoint_from_an_untrusted_station_is_rejected(app) -> None:  # noqa:
 
 
 def test_daemon_anchor_thread_checkpoints_after_a_dock_and_at_stop(make_app, sqlite_url) -> None:  # noqa: ANN001
-    import threading
-    import time
-
-    from catalog.models import DockSession
-
     a = make_app(catalog_url=sqlite_url, extra="[custody_log]\ncheckpoint_minutes = 60.0\n")
     populate(a, events=5)
     stop = threading.Event()
@@ -233,8 +231,6 @@ def test_daemon_anchor_thread_checkpoints_after_a_dock_and_at_stop(make_app, sql
 
 
 def test_cli_verify_names_the_forgery(app) -> None:  # noqa: ANN001
-    from helpers_ingest import run_cli
-
     with app.catalog.engine.begin() as c:
         head = c.execute(text("SELECT seq, hash FROM custody_chain_head")).one()
         c.execute(text("INSERT INTO custody_events (seq, at, actor, action, outcome, detail, prev_hash, hash) "
@@ -249,8 +245,6 @@ def test_cli_verify_names_the_forgery(app) -> None:  # noqa: ANN001
 @pytest.mark.s3
 def test_checkpoints_and_backup_on_s3_object_lock(make_app, sqlite_url, s3_url, seaweed) -> None:  # noqa: ANN001
     """On a real S3 store (SeaweedFS, bucket with Object Lock): checkpoints are listed, locked and checked."""
-    from catalog.backup import backup
-
     a = make_app(catalog_url=sqlite_url, storage_url=s3_url, endpoint=seaweed.endpoint)
     populate(a, events=40)
     cp = anchor.write_checkpoint(a, "test")

@@ -10,19 +10,22 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
 from anchor_support import add_recording, populate, problems
-from catalog import anchor, custody_log, objrecord
+from catalog import anchor, objrecord
 from catalog.app import App
 from catalog.audit import verify_all
 from catalog.backup import BackupError, backup, list_backups, restore
 from catalog.models import CustodyEvent, Media
 from conftest import write_config
-from core.settings import load_settings
 from helpers_ingest import run_cli
+from ingest.pipeline import ingest_volume
+from ingest.simulate import SimDevice, build_volume
+from retention import jobs as retain_jobs
 
 
 @pytest.fixture
@@ -31,8 +34,6 @@ def second_catalog(request: pytest.FixtureRequest, catalog_url: str, tmp_path: P
     if catalog_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'restored.db'}"
         return
-    import psycopg2
-
     name = f"custody_r_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
     admin.autocommit = True
@@ -104,18 +105,20 @@ RECORD_FIELDS = ("sha256", "size", "kind", "device", "officer", "recorded_at", "
 def test_rebuild_from_store_lists_and_verifies(make_app, catalog_url: str, second_catalog: str, tmp_path: Path,
                                                ffmpeg_ok: None) -> None:
     """Ingest, lose the catalog, rebuild from the store alone: verify clean, same recordings."""
-    from ingest.pipeline import ingest_volume
-    from ingest.simulate import SimDevice, build_volume
-
     app = make_app(catalog_url=catalog_url)
     v = build_volume(tmp_path / "docks" / "cam", SimDevice(kind="gat947", serial="A100001", officer="310001",
                                                            clips=2, photos=1, audio=0, seconds=1, clock_offset_s=420))
     assert ingest_volume(app, v).state == "complete"
+    assert anchor.write_checkpoint(app, "dock") is not None  # as the daemon / `custody ingest` do after a dock
     cfg = app.settings.config_path
     before = _media_list(cfg, tmp_path)
     assert len(before) == 3
+    assert retain_jobs.run_pending(app, "test/retain")  # the retain jobs lock each recording ...
     for sha in before:
-        assert app.store.head(objrecord.record_key(before[sha]["storage_key"])) is not None
+        rec = app.store.head(objrecord.record_key(before[sha]["storage_key"]))
+        obj = app.store.head(before[sha]["storage_key"])
+        assert rec is not None and obj.retain_until is not None
+        assert rec.retain_until == obj.retain_until  # ... and its record the same way
     # the catalog is lost: point the station at an empty one and rebuild from the store
     (tmp_path / "rebuilt").mkdir()
     cfg2 = write_config(tmp_path / "rebuilt", second_catalog, app.settings.storage_url)
@@ -201,6 +204,12 @@ def test_cli_backup_and_checkpoint(make_app, sqlite_url: str, tmp_path: Path) ->
     assert [m["object"] for m in json.loads(r.stdout)] == [key]
     r = run_cli(["log", "key"], cfg, tmp_path)
     assert r.returncode == 0 and app.station_key.public_b64 in r.stdout
+    r = run_cli(["catalog", "records"], cfg, tmp_path)  # recordings stored before records existed
+    assert r.returncode == 0 and "3 object records written" in r.stdout, r.stderr
+    with app.catalog.session() as s:
+        for m in s.execute(select(Media)).scalars():
+            rec = objrecord.parse(b"".join(app.store.iter_bytes(objrecord.record_key(m.storage_key))))
+            assert rec["sha256"] == m.sha256 and rec["original_path"] == m.original_path
     os.environ["CUSTODY_HOME"] = str(tmp_path)
     cfg2 = write_config(tmp_path, f"sqlite:///{tmp_path / 'new.db'}", app.settings.storage_url)
     r = run_cli(["restore", "--json"], cfg2, tmp_path)
@@ -209,4 +218,3 @@ def test_cli_backup_and_checkpoint(make_app, sqlite_url: str, tmp_path: Path) ->
     assert r.returncode == 0, r.stdout
     r = run_cli(["restore"], cfg2, tmp_path)
     assert r.returncode == 1 and "not empty" in r.stderr
-    _ = load_settings  # settings are loaded by the CLI itself

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -103,6 +104,14 @@ def test_first_run_shows_links_a_review_item_and_a_parent_subtotal(tmp_path, ffm
     assert first.returncode == 0, first.stderr[-3000:]
     log = first.stderr
     assert "shown once" in log and "http://127.0.0.1:8080/" in log
+    # Not a terminal: one record per line, never wrapped - every line starts with its time.
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4} (INFO|WARNING|ERROR|DEBUG)", line)
+               for line in log.splitlines()), log[:2000]
+    # The story of each device: profile, each file's outcome, verified, indexed, linked.
+    assert "gat947-SIMGAT00 [SIMGAT00]: recognised by profile gat947 (camera); officer 310001" in log
+    assert re.search(r"\[SIMGAT00\] DCIM/\S+\.MP4: stored, verified \(sha256 [0-9a-f]{12}", log)
+    assert re.search(r"media \d+ \[SIMGAT00\] \S+\.MP4: indexed — video .*; linked to \S+0101号", log)
+    assert re.search(r"media \d+ \[SIMDCI01\] \S+: indexed — .*; queued for review: overlapping cases", log)
     searched = _cli_json(tmp_path, "search", "--json")
     linked = {r["case"] for r in searched if r["case"]}
     assert any(c.endswith("0101号") for c in linked) and any(c.endswith("0102号") for c in linked)
@@ -116,7 +125,25 @@ def test_first_run_shows_links_a_review_item_and_a_parent_subtotal(tmp_path, ffm
 
     again = _daemon(tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
+    assert re.search(r"\[SIMGAT00\] DCIM/\S+\.MP4: duplicate: already stored", again.stderr)
     assert "another process" not in again.stderr and "failed" not in again.stderr.lower()
     assert "shown once" not in again.stderr
     assert sorted(p.name for p in (tmp_path / "var" / "docks").iterdir()) == docks  # no pile of volumes
     assert len(_cli_json(tmp_path, "search", "--json")) == len(searched)  # the same recordings: duplicates
+
+
+def test_log_lines_are_plain_and_verbose_shows_only_custodys_debug(capsys) -> None:  # noqa: ANN001
+    from custody.commands.ingest import setup_logging
+
+    setup_logging(verbose=True)
+    logging.getLogger("custody.daemon").debug("our own debug line")
+    logging.getLogger("botocore.endpoint").debug("third-party debug line")
+    logging.getLogger("PIL.Image").debug("another library's debug line")
+    logging.getLogger("custody.daemon").info("a long line " + "x" * 300)
+    err = capsys.readouterr().err
+    assert "our own debug line" in err and "third-party" not in err and "another library" not in err
+    long = next(line for line in err.splitlines() if "a long line" in line)
+    assert long.endswith("x" * 300)  # not wrapped when stderr is not a terminal
+    setup_logging(verbose=False)
+    logging.getLogger("custody.daemon").debug("hidden without -v")
+    assert "hidden without -v" not in capsys.readouterr().err

@@ -12,8 +12,8 @@ from PIL import Image
 
 from core.errors import CustodyError
 from disclose.faces import DEFAULT_THRESHOLD, FaceDetector
-from disclose.redact import ManualBox, Plan, load_boxes, parse_range, parse_time, redact_still, redact_video
-from disclose_support import decode_audio, decode_frames, make_clip, rms
+from disclose.redact import ManualBox, Plan, load_boxes, parse_range, parse_time, redact_still, redact_video, run
+from disclose_support import FACE_JPEG, decode_audio, decode_frames, make_clip, rms
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +133,37 @@ def test_an_audio_recording_gets_its_ranges_muted(tmp_path: Path) -> None:
     a = decode_audio(out)
     assert rms(a[int(1.1 * 48000):int(1.9 * 48000)]) < 1e-4 and rms(a[:int(0.9 * 48000)]) > 0.05
 
+
+
+def test_a_photo_with_gps_exif_comes_out_without_exif_and_without_the_face(detector: FaceDetector,
+                                                                           tmp_path: Path) -> None:
+    src = tmp_path / "IMG_0001.jpg"
+    img = Image.open(FACE_JPEG)
+    exif = Image.Exif()
+    exif[0x010F] = "BodyCam Inc"  # Make
+    exif[0x8825] = {1: "N", 2: (39.0, 7.0, 12.0), 3: "E", 4: (117.0, 12.0, 0.0)}  # GPS IFD
+    img.save(src, "JPEG", exif=exif)
+    assert Image.open(src).getexif().get_ifd(0x8825)  # the original carries a GPS position
+    assert len(detector.detect(np.array(img)[:, :, ::-1].copy())) == 1
+    out = tmp_path / "out.jpg"
+    log = run(src, out, Plan(faces=True), kind="photo", detector=detector)
+    red = Image.open(out)
+    assert log["kind"] == "photo" and dict(red.getexif()) == {} and "exif" not in red.info
+    assert detector.detect(np.array(red)[:, :, ::-1].copy()) == []
+
+
+def test_a_box_drawn_before_the_segment_is_followed_into_it(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "pan.mp4", face=False, seconds=2.0, pan_px_per_frame=3, audio=False)
+    px, py = clip.plate_at[0]
+    pw, ph = clip.plate_size
+    out = tmp_path / "out.mp4"
+    log = redact_video(clip.path, out, Plan(start=1.0, end=1.6, boxes=[ManualBox(t=0.0, x=px, y=py, w=pw, h=ph)]),
+                       None)
+    assert log["segment"]["from"] == 1.0 and log["output"]["frames"] == 15
+    frames = decode_frames(out, clip.width, clip.height)
+    original = decode_frames(clip.path, clip.width, clip.height)
+    for i in (0, 7, 14):
+        x, y = clip.plate_at[25 + i]
+        before = original[25 + i][y:y + ph, x:x + pw].astype(float)
+        assert frames[i][y:y + ph, x:x + pw].astype(float).std() < 0.45 * before.std()
+    assert all(abs(x - clip.plate_at[round(t * clip.fps)][0]) <= 2 for t, x, *_ in log["boxes"][0]["track"])

@@ -3,6 +3,7 @@ a second reviewer (the author is refused), every step a custody event with the a
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -13,6 +14,7 @@ from catalog.models import Media, Redaction
 from disclose_support import decode_audio, make_clip, rms, store_original
 from storage.fixity import sha256_file
 from web.app import create_app
+from web.routes import disclose as disclose_routes
 from web_support import PASSWORD, events, login
 
 
@@ -30,9 +32,15 @@ def test_redact_and_approve_from_the_browser(make_app, catalog_url: str, tmp_pat
         assert f'href="/media/{mid}/redact"' in page
         form = client.get(f"/media/{mid}/redact").text
         assert 'id="redact-form"' in form and "原件不会被修改" in form
+        marked = client.get(f"/media/{mid}/redact?from=0.4&to=1:02").text
+        assert 'value="0.4"' in marked and 'value="1:02"' in marked
         # A reason is required; bad ranges are refused with a message.
         r = client.post(f"/media/{mid}/redact", data={"reason": "", "faces": "1", "csrf": csrf})
         assert r.status_code == 400
+        # A redaction that fails in the background (segment past the end) says why, and is logged.
+        r = client.post(f"/media/{mid}/redact", data={"start": "30", "faces": "1", "reason": "too far", "csrf": csrf})
+        assert r.status_code == 400 and "past the recording" in r.text
+        assert [e.outcome for e in events(app, action="redacted")] == ["failed"]
         r = client.post(f"/media/{mid}/redact", data={"reason": "plate", "mute": "5-4", "csrf": csrf})
         assert r.status_code == 400
         boxes = json.dumps([{"t": 0, "x": px, "y": py, "w": 120, "h": 40, "label": "plate"}])
@@ -40,6 +48,9 @@ def test_redact_and_approve_from_the_browser(make_app, catalog_url: str, tmp_pat
                                                         "mute": "0.5-1.0", "reason": "车牌 publication",
                                                         "csrf": csrf}, follow_redirects=False)
         assert r.status_code == 303, r.text
+        assert r.headers["location"].startswith("/redact-runs/")
+        r = client.get(r.headers["location"], follow_redirects=False)  # done within the form's wait
+        assert r.status_code == 303 and r.headers["location"].startswith("/redactions/"), r.text
         did = int(r.headers["location"].rsplit("/", 1)[1])
         own = client.get(f"/redactions/{did}").text
         assert 'id="approve"' not in own and "车牌 publication" in own and 'id="redaction-state"' in own
@@ -63,7 +74,35 @@ def test_redact_and_approve_from_the_browser(make_app, catalog_url: str, tmp_pat
     assert sha256_file(clip.path) == orig_sha
     a = decode_audio(path)
     assert rms(a[int(0.55 * 48000):int(0.95 * 48000)]) < 1e-4 and rms(a[:int(0.4 * 48000)]) > 0.05
-    made = events(app, action="redacted")
+    made = [e for e in events(app, action="redacted") if e.outcome == "ok"]
     assert len(made) == 1 and made[0].remote_addr == "testclient" and made[0].actor == "rev1"
     assert [(e.actor, e.outcome) for e in events(app, action="redaction_approved")] == [("rev1", "refused"),
                                                                                       ("rev2", "ok")]
+
+
+def test_a_long_redaction_shows_progress_to_its_author_only(make_app, tmp_path: Path, ffmpeg_ok: None,
+                                                            monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(disclose_routes, "WAIT_SECONDS", 0)
+    app = make_app()
+    with app.catalog.session() as s:
+        add_account(s, "rev1", "reviewer", password=PASSWORD)
+        add_account(s, "rev2", "reviewer", password=PASSWORD)
+    clip = make_clip(tmp_path / "REC_0003.mp4", seconds=3.0)
+    mid = store_original(app, clip.path)
+    with TestClient(create_app(app)) as client, TestClient(create_app(app)) as other:
+        csrf = login(client, "rev1", PASSWORD)
+        login(other, "rev2", PASSWORD)
+        r = client.post(f"/media/{mid}/redact", data={"faces": "1", "reason": "public", "csrf": csrf},
+                        follow_redirects=False)
+        progress = r.headers["location"]
+        assert other.get(progress).status_code == 404
+        for _ in range(240):
+            r = client.get(progress, follow_redirects=False)
+            if r.status_code == 303:
+                break
+            assert r.status_code == 200 and r.headers["refresh"] == "3" and 'id="redact-running"' in r.text
+            time.sleep(0.25)
+        assert r.status_code == 303 and r.headers["location"].startswith("/redactions/")
+        assert client.get(progress).status_code == 404  # read once
+    with app.catalog.session() as s:
+        assert s.execute(select(Media).where(Media.derived_from == mid)).scalar_one().kind == "video"

@@ -242,6 +242,9 @@ def test_only_enrolled_devices_upload_as_themselves(any_server: Server, tmp_path
     other = server.enrol_here(server.app, "T200004")
     r = _create(server, token, 10, filename="a.jpg")
     url = server.url + r.headers["location"]
+    # a body running past Upload-Length is refused whole
+    assert _patch(url, token, 0, b"0" * 20).status_code == 413
+    assert _offset(url, token) == 0
     # another device's token cannot touch this upload
     assert _patch(url, other, 0, b"0123456789").status_code == 403
     assert httpx.head(url, headers=_auth(other), timeout=10).status_code == 403

@@ -147,3 +147,21 @@ def test_access_review_page_and_command(site, tmp_path) -> None:  # noqa: ANN001
         page = client.get("/audit/accounts?days=30").text
         assert 'id="privileged"' in page and "rev2" in page.split('id="unused"')[1].split("</table>")[0]
         assert "certificate left" in page.split('id="disabled"')[1].split("</table>")[0]
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+def test_officer_import_revoking_a_certificate_disables_the_account(site, tmp_path) -> None:  # noqa: ANN001
+    from cases import refdata
+
+    app, _ = site
+    path = tmp_path / "officers.csv"
+    path.write_text("badge,cert_no,name,status,status_changed_on\nP00001,C-1,张伟,revoked,2026-12-01\n",
+                    encoding="utf-8")
+    with app.catalog.session() as s:
+        rep = refdata.import_file(s, app.settings, "officers", path, actor="admin")
+    assert any("zhangwei" in n and "revoked" in n for n in rep.notes)
+    with app.catalog.session() as s:
+        acc = s.execute(select(Account).where(Account.username == "zhangwei")).scalar_one()
+        assert acc.disabled and acc.disabled_reason == "officer P00001 certificate revoked on 2026-12-01"
+    off = [e for e in events(app, action="admin_change") if e.subject == "account:zhangwei"]
+    assert off[-1].actor == "admin" and off[-1].detail["automatic"] is True

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from catalog.custody_log import verify_chain
-from catalog.models import Media
+from catalog.models import Derivative, Media
 from web.app import create_app
 from web_support import CSRF_RE, PASSWORD, events, login, sample_video, seed  # noqa: F401
 
@@ -120,6 +120,19 @@ def test_stream_of_an_object_missing_from_the_store_fails_without_paths(site) ->
     streamed = events(app, action="streamed") + events(app, action="downloaded")
     assert streamed and all(e.outcome == "failed" for e in streamed)
     assert "missing" in streamed[0].detail["reason"]
+    # A keyframe image the store lost: the same (no path, logged as failed).
+    with app.catalog.session() as s:
+        frame_key = s.get(Derivative, sd.frames[0]).storage_key
+    frame = app.store.local_path(frame_key)
+    frame.parent.chmod(0o755)
+    frame.chmod(0o644)
+    frame.unlink()
+    with TestClient(create_app(app), raise_server_exceptions=False) as client:
+        login(client, "rev")
+        r = client.get(f"/derivatives/{sd.frames[0]}")
+        assert r.status_code == 500 and str(frame.parent) not in r.text and frame.name not in r.text
+    viewed = [e for e in events(app, action="viewed") if e.subject == f"derivative:{sd.frames[0]}"]
+    assert [e.outcome for e in viewed] == ["failed"]
 
 
 # --------------------------------------------------------------------------- flooding

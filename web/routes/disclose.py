@@ -8,9 +8,12 @@ the author's.  Every step is a custody event with the viewer's address.
 from __future__ import annotations
 
 import json
+import logging
 import re
+import secrets
+import threading
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from catalog.app import App
@@ -25,6 +28,8 @@ from web.redact_text import translator
 from web.routes.media import load_media
 
 router = APIRouter()
+log = logging.getLogger(__name__)
+WAIT_SECONDS = 20  # the form's answer waits this long for a short redaction before showing progress
 # The media page includes the redaction panel: its words are a template global.
 templates.env.globals.update(redact_text=translator)
 
@@ -53,7 +58,10 @@ def _plan(start: str, end: str, faces: bool, boxes: str, mute: str, still: str) 
 
 
 @router.get("/media/{media_id}/redact")
-def redact_form(request: Request, media_id: int, viewer: Viewer = Depends(allow("export"))) -> Response:
+def redact_form(request: Request, media_id: int, start: str = Query("", alias="from", max_length=32),
+                end: str = Query("", alias="to", max_length=32),
+                viewer: Viewer = Depends(allow("export"))) -> Response:
+    """The form; `?from=T&to=T` fills the segment (a player's in/out marks can link here)."""
     app: App = request.app.state.custody
     with app.catalog.session() as s:
         media = load_media(request, s, viewer, media_id)
@@ -61,20 +69,73 @@ def redact_form(request: Request, media_id: int, viewer: Viewer = Depends(allow(
             raise NotFound(f"recording {media_id} was purged / 录像已清除")
         trail.record(s, viewer, "viewed", media_id=media.id, subject=f"media:{media.id}",
                      detail={"page": "redact"})
-        return render(request, "redact_form.html", viewer, rt=_rt(request), m=media)
+        return render(request, "redact_form.html", viewer, rt=_rt(request), m=media, pre_from=start, pre_to=end)
+
+
+class _Run:
+    """One redaction running in the background for a web viewer (kept in memory until read)."""
+
+    def __init__(self, media_id: int, username: str) -> None:
+        self.media_id, self.username = media_id, username
+        self.derived_id: int | None = None
+        self.error: str | None = None
+        self.done = threading.Event()
+
+
+_runs: dict[str, _Run] = {}
+_runs_lock = threading.Lock()
+
+
+def _work(app: App, run: _Run, plan: redact.Plan, reason: str, viewer: Viewer) -> None:
+    try:
+        made = derived.make_redaction(app, str(run.media_id), plan, reason, actor=viewer.actor,
+                                      remote_addr=viewer.remote_addr)
+        run.derived_id = made.derived.id
+    except Exception as e:  # noqa: BLE001 - shown to the viewer; make_redaction logged what it could
+        log.exception("redaction of recording %s failed", run.media_id)
+        run.error = str(e) or type(e).__name__
+    finally:
+        run.done.set()
 
 
 @router.post("/media/{media_id}/redact")
 def redact_submit(request: Request, media_id: int, start: str = Form(""), end: str = Form(""),
                   faces: str = Form(""), boxes: str = Form(""), mute: str = Form(""), still: str = Form(""),
                   reason: str = Form(""), viewer: Viewer = Depends(allow("export"))) -> Response:
+    """Checks the form at once (400 on a mistake), then redacts in the background: a recording
+    takes about as long as it plays, longer than a browser waits for an answer."""
     app: App = request.app.state.custody
     with app.catalog.session() as s:
-        load_media(request, s, viewer, media_id)  # scope checked (and refusals logged) as for viewing
+        media = load_media(request, s, viewer, media_id)  # scope checked (and refusals logged) as for viewing
+        if media.status != "stored":
+            raise NotFound(f"recording {media_id} was purged / 录像已清除")
     plan = _plan(start, end, bool(faces), boxes, mute, still)
-    made = derived.make_redaction(app, str(media_id), plan, reason, actor=viewer.actor,
-                                  remote_addr=viewer.remote_addr)
-    return RedirectResponse(f"/redactions/{made.derived.id}", status_code=303)
+    reason = derived.check_reason(reason)
+    token = secrets.token_urlsafe(16)
+    run = _Run(media_id, viewer.username)
+    with _runs_lock:
+        _runs[token] = run
+    threading.Thread(target=_work, args=(app, run, plan, reason, viewer), name=f"redact-{media_id}",
+                     daemon=True).start()
+    run.done.wait(timeout=WAIT_SECONDS)  # short recordings: straight to the result
+    return RedirectResponse(f"/redact-runs/{token}", status_code=303)
+
+
+@router.get("/redact-runs/{token}")
+def redact_progress(request: Request, token: str, viewer: Viewer = Depends(allow("export"))) -> Response:
+    with _runs_lock:
+        run = _runs.get(token)
+    if run is None or run.username != viewer.username:
+        raise NotFound("no such redaction in progress / 无此处理任务")
+    if not run.done.is_set():
+        page = render(request, "redact_running.html", viewer, rt=_rt(request), media_id=run.media_id)
+        page.headers["Refresh"] = "3"  # the browser asks again (no script needed)
+        return page
+    with _runs_lock:
+        _runs.pop(token, None)
+    if run.error is not None:
+        raise CustodyError(run.error)
+    return RedirectResponse(f"/redactions/{run.derived_id}", status_code=303)
 
 
 @router.get("/redactions/{derived_id}")
