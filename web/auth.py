@@ -191,6 +191,15 @@ def attempt_login(app: App, username: str, password: str, addr: str, gate: Passw
         return LoginResult(ok=True, token=token, mfa=second)
 
 
+def known_source(app: App, username: str, addr: str) -> bool:
+    """Has this account ever completed a login from this address?"""
+    with app.catalog.session() as s:
+        acc_id = s.execute(select(Account.id).where(Account.username == username)).scalar_one_or_none()
+        return acc_id is not None and s.execute(
+            select(LoginSession.id).where(LoginSession.account_id == acc_id, LoginSession.remote_addr == addr[:64],
+                                          LoginSession.mfa_pending.is_(False)).limit(1)).first() is not None
+
+
 def _pair(s: Session, name: str, addr: str) -> LoginFailure | None:
     return s.execute(select(LoginFailure).where(LoginFailure.username == name,
                                                 LoginFailure.remote_addr == addr)).scalar_one_or_none()

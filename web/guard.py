@@ -116,6 +116,11 @@ class RefusalDigest:
                           "since": b.first_at.isoformat(), "paths": dict(b.paths.most_common(20)),
                           "reasons": dict(b.reasons)}, "refusals from one address")
 
+    def has_due(self) -> bool:
+        now = self.clock()
+        with self._lock:
+            return any(b.count and now - b.start >= WINDOW for b in self._buckets.values())
+
     def flush(self, force: bool = True) -> None:
         with self._lock:
             items = list(self._buckets.items()) if force else self._take_due(self.clock())

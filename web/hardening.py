@@ -140,6 +140,8 @@ def install(api: FastAPI, error: Callable[[Request, int, str, Any], Response]) -
             await run_in_threadpool(log_refusal, app, request, None, "plain HTTP in production mode")
             return Response("400: HTTPS required / 须使用 HTTPS\n", status_code=400,
                             media_type="text/plain; charset=utf-8")
+        if guards.refusals.has_due():  # a finished minute's count is written without waiting for more
+            await run_in_threadpool(guards.refusals.flush, False)
         resp: Response = await call_next(request)
         if request.url.scheme == "https" and cfg.hsts_seconds > 0:
             resp.headers.setdefault("Strict-Transport-Security", f"max-age={cfg.hsts_seconds}")

@@ -181,17 +181,21 @@ def test_password_checks_are_bounded(lite) -> None:  # noqa: ANN001
 
 # --------------------------------------------------------------------------- lockout and login errors
 def test_an_outsider_cannot_lock_out_a_known_account(lite) -> None:  # noqa: ANN001
-    app, _ = lite()
+    app, _ = lite("login_per_minute_per_account = 4\n")
     api = create_app(app)
     with TestClient(api, client=("192.0.2.10", 5000)) as admin_pc:
         login(admin_pc, "admin")  # the administrator's own machine is a known source
     with TestClient(api, client=("203.0.113.66", 6000)) as attacker:
-        for i in range(6):
+        for i in range(3):
             assert "error=failed" in _form_login(attacker, "admin", f"guess {i}").headers["location"]
-        # Locked for the attacker's address only: even the right password fails there...
-        assert "error=failed" in _form_login(attacker, "admin", PASSWORD).headers["location"]
+        # The name's rate limit (4 a minute) is spent by the attacker...
+        assert "error=rate" in _form_login(attacker, "admin", "guess 4").headers["location"]
     with TestClient(api, client=("192.0.2.10", 5001)) as admin_pc:
-        login(admin_pc, "admin")  # ...while the administrator still logs in from their own
+        login(admin_pc, "admin")  # ...while the administrator still logs in from their own machine
+    with TestClient(api, client=("203.0.113.66", 6001)) as attacker:
+        api.state.guards.login_by_account.reset("admin")  # a minute later
+        # Locked for the attacker's address only: even the right password fails there.
+        assert "error=failed" in _form_login(attacker, "admin", PASSWORD).headers["location"]
     locks = [e for e in events(app, action="admin_change") if e.detail.get("change") == "account_locked"]
     assert locks and all(e.detail["address"] == "203.0.113.66" for e in locks)
 
@@ -240,3 +244,21 @@ def test_login_csrf_pair_made_up_by_an_attacker_is_refused(lite) -> None:  # noq
         r = _form_login(client, "rev", PASSWORD, origin="https://evil.example")
         assert "error=bad_form" in r.headers["location"] and "custody_session" not in client.cookies
         login(client, "rev")
+
+
+def test_refusal_digest_counts_per_address_and_minute() -> None:
+    from web.guard import RefusalDigest
+
+    written: list[tuple[str, dict]] = []
+    now = [1000.0]
+    digest = RefusalDigest(lambda addr, detail, subject: written.append((addr, detail)), clock=lambda: now[0])
+    for i in range(100):
+        digest.refuse("192.0.2.1", f"GET /p{i % 3}", "not logged in")
+    digest.refuse("192.0.2.2", "GET /", "not logged in")
+    assert [a for a, _ in written] == ["192.0.2.1", "192.0.2.2"]
+    assert not digest.has_due()
+    now[0] += 61
+    assert digest.has_due()
+    digest.flush(force=False)
+    assert written[-1][0] == "192.0.2.1" and written[-1][1]["count"] == 99
+    assert sum(written[-1][1]["paths"].values()) == 99 and len(written) == 3

@@ -71,7 +71,9 @@ async def login_submit(request: Request, username: str = Form(""), password: str
         await run_in_threadpool(auth.log_refusal, app, request, None, "login form without a valid CSRF token",
                                 username=username[:64])
         return RedirectResponse(f"/login?error=bad_form{back}", status_code=303)
-    if not guards.login_by_account.hit(name[:64]):
+    if not guards.login_by_account.hit(name[:64]) and \
+            not await run_in_threadpool(auth.known_source, app, name, addr):
+        # Others flooding a name do not keep its holder out: their own machines still get through.
         await run_in_threadpool(auth.log_refusal, app, request, None, "login rate limit (account)",
                                 username=name[:64])
         return RedirectResponse(f"/login?error=rate{back}", status_code=303)
