@@ -28,7 +28,7 @@ from storage.base import media_key
 log = logging.getLogger("custody.rebuild")
 
 _MEDIA = re.compile(r"^media/sha256/[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})$")
-_DERIVED = re.compile(r"^derived/[0-9a-f]{2}/([0-9a-f]{64})/((kf|th)-(\d{9})|contact-sheet)-[0-9a-f]{12}\.jpg$")
+_DERIVED = re.compile(r"^derived/[0-9a-f]{2}/([0-9a-f]{64})/((kf|th)-(\d{9})|th-photo|contact-sheet)-[0-9a-f]{12}\.jpg$")
 LOST_ALWAYS = ["custody history before the rebuild (see the old chain's checkpoints)", "case links",
                "legal holds", "retention tags", "review queue decisions", "accounts", "retention plans",
                "sightings other than the first dock", "clock corrections"]
@@ -126,7 +126,8 @@ def rebuild(app: Any, actor: str) -> RebuildReport:
             if mid is not None:
                 ids[sha] = mid
                 for key, m in derived.get(sha, []):
-                    kind = {"kf": "keyframe", "th": "thumbnail"}.get(m.group(3) or "", "contact_sheet")
+                    kind = ("thumbnail" if m.group(2) == "th-photo" else
+                            {"kf": "keyframe", "th": "thumbnail"}.get(m.group(3) or "", "contact_sheet"))
                     off = int(m.group(4)) / 1000 if m.group(4) else None
                     s.add(Derivative(media_id=mid, kind=kind, offset_seconds=off, storage_key=key,
                                      reason="rebuilt from the store"))

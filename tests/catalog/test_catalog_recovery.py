@@ -13,19 +13,18 @@ from pathlib import Path
 import psycopg2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from anchor_support import add_recording, populate, problems
 from catalog import anchor, objrecord
 from catalog.app import App
 from catalog.audit import verify_all
 from catalog.backup import BackupError, backup, list_backups, restore
-from catalog.models import CustodyEvent, Media
+from catalog.models import CustodyEvent, Derivative, Media
 from conftest import write_config
 from helpers_ingest import run_cli
 from ingest.pipeline import ingest_volume
 from ingest.simulate import SimDevice, build_volume
-from retention import jobs as retain_jobs
 
 
 @pytest.fixture
@@ -111,14 +110,18 @@ def test_rebuild_from_store_lists_and_verifies(make_app, catalog_url: str, secon
     assert ingest_volume(app, v).state == "complete"
     assert anchor.write_checkpoint(app, "dock") is not None  # as the daemon / `custody ingest` do after a dock
     cfg = app.settings.config_path
+    r = run_cli(["index", "--pending"], cfg, tmp_path)  # probe, true time, keyframes; then the retain jobs
+    assert r.returncode == 0, r.stderr
     before = _media_list(cfg, tmp_path)
     assert len(before) == 3
-    assert retain_jobs.run_pending(app, "test/retain")  # the retain jobs lock each recording ...
+    with app.catalog.session() as s:
+        derivatives = s.execute(select(func.count(Derivative.id))).scalar_one()
+    assert derivatives > 0
     for sha in before:
         rec = app.store.head(objrecord.record_key(before[sha]["storage_key"]))
         obj = app.store.head(before[sha]["storage_key"])
         assert rec is not None and obj.retain_until is not None
-        assert rec.retain_until == obj.retain_until  # ... and its record the same way
+        assert rec.retain_until == obj.retain_until  # each recording's record is locked the same way
     # the catalog is lost: point the station at an empty one and rebuild from the store
     (tmp_path / "rebuilt").mkdir()
     cfg2 = write_config(tmp_path / "rebuilt", second_catalog, app.settings.storage_url)
@@ -126,7 +129,9 @@ def test_rebuild_from_store_lists_and_verifies(make_app, catalog_url: str, secon
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
     assert out["recordings"] == 3 and out["without_record"] == 0 and "case links" in out["lost"]
-    assert len(out["replaced_chains"]) == 1
+    assert len(out["replaced_chains"]) == 1 and out["derivatives"] == derivatives
+    r = run_cli(["index", "--pending"], cfg2, tmp_path)  # the rebuilt catalog is indexed again
+    assert r.returncode == 0, r.stderr
     after = _media_list(cfg2, tmp_path)
     assert set(after) == set(before)
     for sha, m in before.items():

@@ -69,8 +69,9 @@ def test_audit_paging_with_a_huge_or_bad_seq_is_400_and_logged(site) -> None:  #
         assert client.get("/audit?before=-5").status_code == 400
         r = client.get("/audit?before=abc")
         assert r.status_code == 400 and "Traceback" not in r.text
+        assert client.get("/audit?media_id=9999999999").status_code == 400  # beyond PostgreSQL's INTEGER
         assert client.get("/audit?before=3").status_code == 200
-    assert len(_refused(app, "aud", 400)) == 3
+    assert len(_refused(app, "aud", 400)) == 4
 
 
 @pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)

@@ -11,7 +11,7 @@ from core.errors import CustodyError
 from catalog.models import CustodyEvent
 from web import trail
 from web.auth import Viewer, allow
-from web.guard import MAX_SEQ
+from web.guard import MAX_SEQ, valid_id
 from web.i18n import tagged
 from web.pages import render
 from web.queries import day_bounds, parse_day
@@ -34,7 +34,7 @@ def audit(request: Request, actor: str = "", action: str = "", outcome: str = ""
     if outcome.strip():
         q = q.where(CustodyEvent.outcome == outcome.strip())
     if media_id.strip():
-        if not media_id.strip().isdigit() or len(media_id.strip()) > 10:
+        if not media_id.strip().isdigit() or len(media_id.strip()) > 10 or not valid_id(int(media_id.strip())):
             raise tagged(CustodyError("recording id must be a number"), "error.media_id_number")
         q = q.where(CustodyEvent.media_id == int(media_id))
     if subject.strip():
