@@ -47,13 +47,16 @@ class Run:
 def run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
     """Run a child; its own CPU time and peak RSS from wait4."""
     t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd)
-    out = p.stdout.read().decode() if p.stdout else ""  # type: ignore[union-attr]
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        err = p.stderr.read().decode() if p.stderr else ""  # type: ignore[union-attr]
-        raise SystemExit(f"{cmd[0]} failed: {err[-2000:]}")
+    # stderr to a file: a child that logs more than a pipe holds must not block while stdout is read
+    with tempfile.TemporaryFile() as errf:
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, env=env, cwd=cwd)
+        out = p.stdout.read().decode() if p.stdout else ""  # type: ignore[union-attr]
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen from waiting again
+        wall = time.perf_counter() - t
+        if p.returncode not in (0, 1):
+            errf.seek(0)
+            raise SystemExit(f"{cmd[0]} failed: {errf.read().decode(errors='replace')[-2000:]}")
     return Run(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, out)
 
 
@@ -105,6 +108,8 @@ def config(work: Path, s3: tuple[str, str] | None) -> Path:
 dock_root = "{work / 'docks'}"
 spool_dir = "{work / 'spool'}"
 min_free_spool_bytes = 0
+# the clips were written by this script moments ago; a docked camera's files are long settled
+file_stable_seconds = 0
 profiles_dir = "{ROOT / 'config' / 'devices'}"
 [catalog]
 url = "sqlite:///{work / 'catalog.db'}"

@@ -138,7 +138,8 @@ def children_cpu() -> float:
     return t.children_user + t.children_system
 
 
-def bench_dock_to_s3(work: Path, endpoint: str, files: int, file_size: int, server_pid: int) -> dict:
+def bench_dock_to_s3(work: Path, endpoint: str, files: int, file_size: int, server_pid: int,
+                     clips: list[Path] | None = None) -> dict:
     from catalog.app import App
     from ingest.profiles import station_profiles
     from core.settings import load_settings
@@ -148,8 +149,13 @@ def bench_dock_to_s3(work: Path, endpoint: str, files: int, file_size: int, serv
     (vol / "SYSTEM").mkdir(parents=True, exist_ok=True)
     (vol / "SYSTEM" / "DEVICE.INI").write_bytes(b"[DEVICE]\r\nDeviceSN=B000001\r\nPoliceNo=310001\r\nUnitCode=310115000000\r\n")
     for i in range(files):
-        write_random(vol / "DCIM" / "20260101" / f"B000001_310001_202601010800{i:02d}_{i:04d}.MP4", file_size)
-    total = files * file_size
+        dest = vol / "DCIM" / "20260101" / f"B000001_310001_202601010800{i:02d}_{i:04d}.MP4"
+        if clips:  # real camera-like MP4s (what a dock holds); random bytes are flagged as fake media
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(clips[i % len(clips)], dest)
+        else:
+            write_random(dest, file_size)
+    total = sum(p.stat().st_size for p in vol.rglob("*.MP4"))
     bucket_r = f"rclone-{uuid.uuid4().hex[:8]}"
     bucket_c = f"custody-{uuid.uuid4().hex[:8]}"
     # rclone's AWS SDK refuses a custom CA bundle on a plain-HTTP endpoint
@@ -182,14 +188,15 @@ def bench_dock_to_s3(work: Path, endpoint: str, files: int, file_size: int, serv
             "cpu": cpu}
 
 
-def dock_s3_only(work: Path, sw: object, files: int, file_mb: int, repeat: int) -> None:
+def dock_s3_only(work: Path, sw: object, files: int, file_mb: int, repeat: int,
+                 clips: list[Path] | None = None) -> None:
     """Issue 14: client CPU seconds of `custody ingest` to S3 against `rclone copy --checksum`
     of the same files to the same store (median of `repeat` runs; the cores are shared)."""
     import statistics
 
-    runs = [bench_dock_to_s3(work / f"run{i}", sw.endpoint, files, file_mb * MB, sw.proc.pid)  # type: ignore[attr-defined]
-            for i in range(repeat)]
-    tot = files * file_mb
+    runs = [bench_dock_to_s3(work / f"run{i}", sw.endpoint, files, file_mb * MB, sw.proc.pid,  # type: ignore[attr-defined]
+                             clips) for i in range(repeat)]
+    tot = runs[0]["bytes"] / MB
     for i, d in enumerate(runs):
         c = d["cpu"]
         print(f"run {i + 1}: rclone {d['rclone_s']:.2f} s, client {c.get('rclone_client', float('nan')):.2f} CPU-s; "
@@ -198,7 +205,8 @@ def dock_s3_only(work: Path, sw: object, files: int, file_mb: int, repeat: int) 
     med = lambda k: statistics.median(d["cpu"][k] for d in runs)  # noqa: E731
     wall = lambda k: statistics.median(d[k] for d in runs)  # noqa: E731
     ratio = med("custody_client") / med("rclone_client")
-    print(f"dock -> S3, {files} x {file_mb} MB, median of {repeat}: client CPU custody {med('custody_client'):.2f} s "
+    what = f"{files} real MP4s" if clips else f"{files} x {file_mb} MB random bytes"
+    print(f"dock -> S3, {what} ({tot:.0f} MB), median of {repeat}: client CPU custody {med('custody_client'):.2f} s "
           f"vs rclone {med('rclone_client'):.2f} s = {ratio:.2f}x (target <= 0.8x); wall custody "
           f"{wall('custody_s'):.2f} s vs rclone {wall('rclone_s'):.2f} s ({tot / wall('custody_s'):.0f} vs "
           f"{tot / wall('rclone_s'):.0f} MB/s)")
@@ -216,6 +224,9 @@ def main() -> None:
     ap.add_argument("--only-dock-s3", action="store_true",
                     help="only the dock -> S3 comparison with rclone (client CPU seconds), --repeat times")
     ap.add_argument("--repeat", type=int, default=1, help="with --only-dock-s3: runs (medians are printed)")
+    ap.add_argument("--mp4-from", type=Path, default=None,
+                    help="dock -> S3 with copies of the distinct MP4s in this folder (e.g. bench/dock.py's clip "
+                         "cache) instead of random bytes; --files copies")
     a = ap.parse_args()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "custody")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "custody-secret")
@@ -226,7 +237,8 @@ def main() -> None:
     sw = start_seaweed(work / "seaweed")
     if a.only_dock_s3:
         try:
-            dock_s3_only(work, sw, a.files, a.file_mb, a.repeat)
+            clips = sorted(a.mp4_from.glob("*.mp4")) if a.mp4_from else None
+            dock_s3_only(work, sw, a.files, a.file_mb, a.repeat, clips)
         finally:
             stop_seaweed(sw)
             shutil.rmtree(work, ignore_errors=True)

@@ -126,7 +126,8 @@ def gen_media_and_links(shape: Shape, plan: list[tuple[int, int, int, datetime]]
 COLUMNS = {
     "officers": ("id", "badge", "name", "status", "source"),
     "devices": ("id", "serial", "kind", "source"),
-    "cases": ("id", "case_no", "record_id", "kind", "enterprise", "start", '"end"', "hazards_found", "status", "updated_at"),
+    "cases": ("id", "case_no", "record_id", "kind", "enterprise", "start", '"end"', "hazards_found", "status",
+              "updated_at"),
     "case_officers": ("case_id", "officer_id"),
     "media": ("id", "sha256", "size", "kind", "storage_key", "status", "device_id", "officer_id", "officer_badge",
               "original_path", "original_name", "important", "flags", "flag_reasons", "recorded_start",

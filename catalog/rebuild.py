@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from catalog import custody_log, objrecord
 from catalog.anchor import CHECKPOINTS, Checkpointer
-from catalog.models import Derivative, Device, Job, Media, Officer, Unit
+from catalog.models import Derivative, Device, DockSession, Job, Media, Officer, Sighting, Unit, utcnow
 from storage.base import media_key
 
 log = logging.getLogger("custody.rebuild")
@@ -31,7 +31,7 @@ _MEDIA = re.compile(r"^media/sha256/[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})$")
 _DERIVED = re.compile(r"^derived/[0-9a-f]{2}/([0-9a-f]{64})/((kf|th)-(\d{9})|th-photo|contact-sheet)-[0-9a-f]{12}\.jpg$")
 LOST_ALWAYS = ["custody history before the rebuild (see the old chain's checkpoints)", "case links",
                "legal holds", "retention tags", "review queue decisions", "accounts", "retention plans",
-               "sightings other than the first dock", "clock corrections"]
+               "sightings other than the first dock", "clock corrections", "dock sessions' file lists"]
 
 
 @dataclass
@@ -119,10 +119,11 @@ def rebuild(app: Any, actor: str) -> RebuildReport:
         parsed[sha] = rec
         order.append((1 if rec and rec.get("derived_from") else 0, sha))
     ids: dict[str, int] = {}
+    sessions: dict[tuple[str, Any], int] = {}
     for _, sha in sorted(order):
         rec = parsed[sha]
         with app.catalog.session() as s:
-            mid = _restore_media(app, s, sha, objects.get(sha), rec, ids, rep, actor)
+            mid = _restore_media(app, s, sha, objects.get(sha), rec, ids, rep, actor, sessions)
             if mid is not None:
                 ids[sha] = mid
                 for key, m in derived.get(sha, []):
@@ -145,8 +146,33 @@ def _get_or_add(s: Any, table: Any, col: Any, value: str, **kw: Any) -> Any:
     return row
 
 
+def _dock_session(s: Any, rec: dict[str, Any], device: Any, sessions: dict[tuple[str, Any], int]) -> Any:
+    """The dock that brought a recording, as its record tells it (one row per old session): the
+    clock reading and measured offset are what the indexer's true time is worked out from."""
+    dock, t = rec.get("dock") or {}, rec.get("time") or {}
+    ident = (str(dock.get("station")), dock.get("session"))
+    if ident in sessions:
+        return s.get(DockSession, sessions[ident])
+    when = _dt(dock.get("docked_at")) or utcnow()
+    ds = DockSession(station=dock.get("station") or "unknown", volume_path=dock.get("volume") or "(rebuilt)",
+                     profile=(rec.get("device") or {}).get("profile"), device_id=device.id if device else None,
+                     officer_badge=rec.get("officer"), unit_code=rec.get("unit"), state="complete",
+                     message=f"rebuilt from object records (was dock session {dock.get('session')} "
+                             f"at {dock.get('station')})",
+                     started_at=when, offloaded_at=when, ended_at=when,
+                     device_clock_text=dock.get("device_clock_text"),
+                     station_clock_at_read=_dt(dock.get("station_clock_at_read")),
+                     clock_offset_seconds=t.get("clock_offset_seconds"),
+                     clock_offset_source=t.get("clock_offset_source"))
+    s.add(ds)
+    s.flush()
+    sessions[ident] = ds.id
+    return ds
+
+
 def _restore_media(app: Any, s: Any, sha: str, key: str | None, rec: dict[str, Any] | None,
-                   ids: dict[str, int], rep: RebuildReport, actor: str) -> int | None:
+                   ids: dict[str, int], rep: RebuildReport, actor: str,
+                   sessions: dict[tuple[str, Any], int]) -> int | None:
     info = app.store.head(key) if key else None
     if rec is None and info is None:
         return None
@@ -169,9 +195,11 @@ def _restore_media(app: Any, s: Any, sha: str, key: str | None, rec: dict[str, A
                               status="unknown")
     status = "stored" if info is not None else "purged"
     path = rec.get("original_path") or ""
+    ds = _dock_session(s, rec, device, sessions) if dock else None
     m = Media(sha256=sha, size=size, kind=rec.get("kind") or "other", storage_key=key or media_key(sha),
               storage_checksum=(info.checksum if info else None) or rec.get("storage_checksum"), status=status,
               device_id=device.id if device else None, officer_id=officer.id if officer else None,
+              first_session_id=ds.id if ds else None,
               officer_badge=rec.get("officer"), unit_code=rec.get("unit"), original_path=path,
               original_name=rec.get("original_name") or path.rsplit("/", 1)[-1],
               original_mtime=_dt(rec.get("original_mtime")), important=bool(rec.get("important")),
@@ -196,6 +224,8 @@ def _restore_media(app: Any, s: Any, sha: str, key: str | None, rec: dict[str, A
         rep.purged += 1
     s.add(m)
     s.flush()
+    if ds is not None:
+        s.add(Sighting(media_id=m.id, session_id=ds.id, device_path=path, seen_at=ds.started_at))
     if status == "stored":
         rep.recordings += 1
         if not rec:

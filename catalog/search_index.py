@@ -101,7 +101,8 @@ def index_kind(session: Session) -> str | None:
                                 {"n": FTS_TABLE}).first()
         kind = "fts5" if found else None
     elif engine.dialect.name == "postgresql":
-        found = session.execute(text("SELECT count(*) FROM pg_indexes WHERE tablename = 'cases' AND indexname = ANY(:n)"),
+        found = session.execute(text("SELECT count(*) FROM pg_indexes "
+                                     "WHERE tablename = 'cases' AND indexname = ANY(:n)"),
                                 {"n": list(PG_INDEXES.values())}).scalar()
         kind = "pg_trgm" if found == len(PG_INDEXES) else None
     else:

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog import custody_log, jobs
+from catalog import custody_log, jobs, objrecord
 from catalog.access import can_see_media
 from catalog.accounts import Actor, require, resolve_actor
 from catalog.app import App
@@ -194,6 +194,7 @@ def make_redaction(app: App, media_ref: str, plan: redact.Plan, reason: str, *, 
         s.refresh(derived)
         s.refresh(red)
         s.expunge_all()
+    objrecord.write_for_media(app, derived.id)  # its record beside it names the original (issue 17)
     with app.catalog.session() as s:
         original = s.get(Media, original.id)
         s.expunge(original)

@@ -29,7 +29,7 @@ from catalog.models import Media, OffloadItem
 from core.errors import SpoolFull
 from core.settings import Settings
 from ingest.states import Phase
-from storage.local import fsync_dir
+from storage.local import fsync_dir, seal
 
 ORPHAN_AGE_S = 3600  # a copy nobody records is removed only when older than this (never one in flight)
 
@@ -121,6 +121,7 @@ class Spool:
         (atomic; same name = same bytes) and make the rename durable."""
         final = self.path(sha256)
         final.parent.mkdir(parents=True, exist_ok=True)
+        seal(tmp, sha256)  # lets the local store take this very file later (issue 14: one write per byte)
         os.replace(tmp, final)
         fsync_dir(final.parent)
         return final

@@ -19,6 +19,8 @@ storage outage resumes where it stopped, never dropping or duplicating a recordi
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -121,7 +123,8 @@ def offload(task: DockTask) -> None:
     spool, while the next one is copied; the device may be undocked once this stage is done."""
     floor = task.station.min_free_spool_bytes
     interrupted: str | None = None
-    with ThreadPoolExecutor(max_workers=max(1, task.station.upload_workers), thread_name_prefix="upload") as uploads:
+    with ThreadPoolExecutor(max_workers=max(1, task.station.upload_workers), thread_name_prefix="upload",
+                            initializer=_yield_to_the_copy) as uploads:
         early: list[Future[str | None]] = []
         try:
             task.spool.check_space(0, floor)
@@ -151,6 +154,21 @@ def offload(task: DockTask) -> None:
         d = s.get(DockSession, task.session)
         d.offloaded_at, d.state = utcnow(), SessionState.OFFLOADED
     task.progress("offloaded", {"seconds": task.result.safe_to_remove_after_s})
+
+
+STORE_NICE = 10  # early stores (and the checks they start) run this much nicer than the copy while the device is read
+
+
+def _yield_to_the_copy() -> None:
+    """Issue 14: on 2 cores the device read must keep disk speed while the early stores run,
+    so each early-store thread lowers its own CPU priority (Linux: a thread's nice value is
+    its own; ffprobe/ffmpeg started from it inherit it).  The copy and its hashing and writing
+    threads keep normal priority; these threads end with the offload stage."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + STORE_NICE))
+    except (OSError, AttributeError):
+        pass  # not Linux, or not allowed: the stores just share the CPU as before
 
 
 def _store_early(task: DockTask, item_id: int) -> str | None:

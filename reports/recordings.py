@@ -49,7 +49,8 @@ class Expressions:
         linked = exists().where(MediaLink.media_id == Media.id, MediaLink.active.is_(True))
         self.unlinked = and_(not_(linked), self.since < now - ctx.rules.unlinked.total_seconds())
         self.unplayable = json_text_contains(Media.flags, "unplayable")
-        self.where = and_(in_period(Media.recorded_start, ctx.period), _scope(ctx))
+        # Redacted copies are disclosures of a recording, not recordings of their own.
+        self.where = and_(in_period(Media.recorded_start, ctx.period), Media.derived_from.is_(None), _scope(ctx))
 
 
 def _scope(ctx: Context) -> Any:

@@ -65,7 +65,7 @@ def usage_report(session: Session, settings: Settings, opts: UsageOptions) -> Re
 def _recording_totals(session: Session, period: Period, key: Any) -> dict[Any, tuple[int, float]]:
     rows = session.execute(
         select(key, func.count(), func.coalesce(func.sum(Media.duration_seconds), 0.0))
-        .where(in_period(Media.recorded_start, period)).group_by(key)
+        .where(in_period(Media.recorded_start, period), Media.derived_from.is_(None)).group_by(key)
     ).all()
     return {k: (n, float(s or 0.0)) for k, n, s in rows}
 
@@ -118,7 +118,7 @@ def _unregistered_rows(session: Session, period: Period, known: set[str], docks:
     """Badges seen on recordings with no officer record: their hours still show."""
     rows = session.execute(
         select(Media.officer_badge, func.count(), func.coalesce(func.sum(Media.duration_seconds), 0.0))
-        .where(in_period(Media.recorded_start, period), Media.officer_id.is_(None),
+        .where(in_period(Media.recorded_start, period), Media.officer_id.is_(None), Media.derived_from.is_(None),
                Media.officer_badge.is_not(None)).group_by(Media.officer_badge).order_by(Media.officer_badge)
     ).all()
     return [_officer_row(b, None, None, False, n, float(s or 0.0), docks.get(b), period)

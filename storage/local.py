@@ -39,6 +39,41 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+SEAL_XATTR = "user.custody.sealed"
+
+
+def seal(path: Path, sha256: str) -> bool:
+    """Mark a durable copy whose SHA-256 was computed while it was written (the spool's
+    content-addressed copy): its modification time is set to a value no later write can give
+    it (a whole second plus 1 ns) and recorded with the hash in an extended attribute.  A write
+    after the seal changes the time, so `sealed` tells an untouched copy from a modified one
+    without reading it.  False where the file system keeps no user xattrs (then the local
+    store copies and re-hashes, as before issue 14)."""
+    try:
+        st = os.stat(path)
+        mark = (st.st_mtime_ns // 1_000_000_000) * 1_000_000_000 + 1
+        os.utime(path, ns=(st.st_atime_ns, mark))
+        os.setxattr(path, SEAL_XATTR, f"{sha256}:{st.st_size}:{mark}".encode())
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the seal is metadata: durable with the copy
+        finally:
+            os.close(fd)
+        return True
+    except OSError:
+        return False
+
+
+def sealed(path: Path, sha256: str, size: int) -> bool:
+    """The copy is as `seal` left it: same hash, size and modification time."""
+    try:
+        mark = os.getxattr(path, SEAL_XATTR)
+        st = os.stat(path)
+    except OSError:
+        return False
+    return st.st_size == size and mark == f"{sha256}:{size}:{st.st_mtime_ns}".encode()
+
+
 class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -85,15 +120,19 @@ class LocalStore:
                 os.unlink(tmp)
             raise
 
-    def _adopt(self, dest: Path, path: Path, size: int) -> bool:
+    def _adopt(self, dest: Path, path: Path, sha256: str, size: int) -> bool:
         """Take a proven copy as the object itself (issue 14: one write per byte): made
         read-only, fsynced, then hard-linked into place (a link never replaces an existing
         object).  False when `path` is on another file system (or links are refused): the
-        caller copies, once.  The spool's name for the file goes when the spool is cleaned;
-        the object keeps the inode.  The wipe re-hashes the object before a device is wiped."""
+        caller copies, once; likewise when the copy is not sealed (`seal`) or was written to
+        since (the copy then re-hashes and refuses it).  The spool's name for the file goes when
+        the spool is cleaned; the object keeps the inode.  The wipe re-hashes the object before
+        a device is wiped (damage without a write, e.g. a failing disk, is caught there)."""
         st = os.stat(path)
         if st.st_size != size:
             raise SourceMismatch(f"{path.name} holds {st.st_size} bytes, not the evidence's {size}; nothing stored")
+        if not sealed(path, sha256, size):
+            return False  # not sealed, or written to since: copy and re-hash (refuses a changed copy)
         dest.parent.mkdir(parents=True, exist_ok=True)
         if os.stat(dest.parent).st_dev != st.st_dev:
             return False
@@ -119,7 +158,7 @@ class LocalStore:
         existed = dest.exists()
         if not existed and proven:
             try:
-                if self._adopt(dest, path, size):
+                if self._adopt(dest, path, sha256, size):
                     return StoredObject(key=key, size=size, sha256=sha256, checksum=sha256, existed=False)
             except FileExistsError:
                 existed = True  # another writer stored it meanwhile: prove it below

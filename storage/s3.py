@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import io
 import math
 import os
@@ -18,8 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
+from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -28,13 +31,65 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
+from urllib3 import HTTPHeaderDict
 
 from core.errors import ConfigError, ObjectLocked, SourceMismatch, StorageIntegrityError, StorageUnavailable
 from core.settings import StorageSettings
 from storage.base import ObjectInfo, StoredObject
 
 MAX_PARTS = 10_000
+SENDFILE_TIMEOUT_SECONDS = 120.0  # as the clients' read_timeout
 _UNAVAILABLE = (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)
+
+
+class _Body:
+    """The response body in the shape botocore reads (`raw.stream()`)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, *_a: Any, **_kw: Any) -> Iterator[bytes]:
+        yield self.data
+
+
+def _sendfile_put(request: Any, **_kw: Any) -> Any:
+    """botocore's `before-send` hook for PutObject on a plain-HTTP endpoint (issue 14): the
+    request botocore built and signed is sent as is, but its file body goes with
+    `socket.sendfile` - the kernel moves the bytes from the page cache to the socket - instead
+    of being read into Python 16 KB at a time and written back out (about 0.03 CPU-s less per
+    64 MB here).  Returns None (botocore sends it itself) for anything else: HTTPS, a proxy, a
+    body that is not a plain file.  A failure to connect or send is raised as botocore's
+    connection error, so its retries (which rewind the body) and our translation apply."""
+    body = request.body
+    if (not isinstance(body, io.BufferedReader) or not request.url.startswith("http://")
+            or any(os.environ.get(v) for v in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"))):
+        return None
+    u = urlsplit(request.url)
+    conn = http.client.HTTPConnection(u.hostname or "", u.port or 80, timeout=SENDFILE_TIMEOUT_SECONDS)
+    try:
+        conn.putrequest(request.method, u.path + (f"?{u.query}" if u.query else ""), skip_host=True,
+                        skip_accept_encoding=True)
+        length = None
+        for k, v in request.headers.items():
+            if k.lower() == "expect":
+                continue  # 100-continue is not signed; the body follows the headers at once
+            if k.lower() == "content-length":
+                length = int(v)
+            conn.putheader(k, v)
+        if not any(k.lower() == "host" for k in request.headers.keys()):
+            conn.putheader("Host", u.netloc)
+        if length is None:
+            return None
+        conn.endheaders()
+        if length:
+            conn.sock.sendfile(body, body.tell(), length)
+        r = conn.getresponse()
+        data = r.read()
+        return AWSResponse(request.url, r.status, HTTPHeaderDict(r.getheaders()), _Body(data))
+    except (OSError, http.client.HTTPException) as e:
+        raise EndpointConnectionError(endpoint_url=request.url, error=e) from e
+    finally:
+        conn.close()
 
 
 def b64(digest: bytes) -> str:
@@ -144,6 +199,7 @@ class S3Store:
         # carries its SHA-256 in the signed x-amz-checksum-sha256 header, which the store
         # checks against the body, so the signature still covers the bytes.
         self.data_client = self._client(cfg, sign_payload=False)
+        self.data_client.meta.events.register("before-send.s3.PutObject", _sendfile_put)
         self._bucket_checked = False
 
     @staticmethod

@@ -21,7 +21,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.accounts import Actor, require, resolve_actor
-from custody import station
 from custody.commands.common import acting, echo_json, iso, safe
 from core.errors import CustodyError, NotFound
 from catalog import custody_log, jobs
@@ -288,6 +287,14 @@ def _enqueue_missing(s: Session) -> int:
     return len(ids)
 
 
+def _station():  # noqa: ANN202 - the custody.station module
+    """The station's job runners, imported when a command runs jobs: they pull in the indexer,
+    ingest and retention workers (~0.2 s), which `custody media list/show` never need (issue 14)."""
+    from custody import station  # deferred: heavy, see above
+
+    return station
+
+
 def _report(done: dict[str, int]) -> None:
     if not done:
         click.echo("没有待处理的任务 Nothing to do.")
@@ -307,7 +314,7 @@ def index_cmd(app: Any, pending: bool) -> None:
         queued = _enqueue_missing(s)
     if queued:
         click.echo(f"补建任务 Queued {queued} recording(s) that had no job.")
-    _report(station.run_pending(app, station.worker_id("cli"), actor=actor.username))
+    _report(_station().run_pending(app, _station().worker_id("cli"), actor=actor.username))
 
 
 @click.command("reindex")
@@ -331,7 +338,7 @@ def reindex_cmd(app: Any, media_ids: tuple[int, ...], force: bool) -> None:
             ids = list(s.execute(q.order_by(Media.id)).scalars())
         job_ids = [jobs.enqueue(s, mid, kind).id for mid in ids]
     click.echo(f"任务 Queued {len(job_ids)} job(s) ({kind}).")
-    _report(station.run_pending(app, station.worker_id("cli"), actor=actor.username, only_ids=job_ids))
+    _report(_station().run_pending(app, _station().worker_id("cli"), actor=actor.username, only_ids=job_ids))
 
 
 # --------------------------------------------------------------------------- clock

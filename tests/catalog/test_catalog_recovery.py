@@ -12,16 +12,20 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
 
 from anchor_support import add_recording, populate, problems
+from catalog.accounts import add_account
 from catalog import anchor, objrecord
 from catalog.app import App
 from catalog.audit import verify_all
 from catalog.backup import BackupError, backup, list_backups, restore
 from catalog.models import CustodyEvent, Derivative, Media
 from conftest import write_config
+from custody.cli import cli
+from disclose_support import make_clip, store_original
 from helpers_ingest import run_cli
 from ingest.pipeline import ingest_volume
 from ingest.simulate import SimDevice, build_volume
@@ -223,3 +227,21 @@ def test_cli_backup_and_checkpoint(make_app, sqlite_url: str, tmp_path: Path) ->
     assert r.returncode == 0, r.stdout
     r = run_cli(["restore"], cfg2, tmp_path)
     assert r.returncode == 1 and "not empty" in r.stderr
+
+
+def test_a_redacted_copy_record_names_its_original(make_app, sqlite_url: str, tmp_path: Path,
+                                                   ffmpeg_ok: None) -> None:
+    app = make_app(catalog_url=sqlite_url)
+    with app.catalog.session() as s:
+        add_account(s, "rev1", "reviewer")
+    clip = make_clip(tmp_path / "REC_0001.mp4", seconds=2.0, face=False)
+    mid = store_original(app, clip.path)
+    res = CliRunner().invoke(cli, ["--config", str(app.settings.config_path), "--user", "rev1", "redact", str(mid),
+                                   "--from", "0.2", "--to", "1.2", "--reason", "publication", "--json"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)["derived"]
+    rec = objrecord.parse(b"".join(app.store.iter_bytes(objrecord.record_key(d["storage_key"]))))
+    with app.catalog.session() as s:
+        orig = s.get(Media, mid)
+        assert rec["role"] == "redacted" and rec["derived_from"] == orig.sha256 and rec["sha256"] == d["sha256"]

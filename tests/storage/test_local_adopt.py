@@ -12,7 +12,7 @@ import pytest
 
 from core.errors import SourceMismatch
 from storage.base import media_key
-from storage.local import LocalStore
+from storage.local import LocalStore, seal
 
 
 def _spool_copy(d: Path, data: bytes) -> tuple[Path, str]:
@@ -20,6 +20,7 @@ def _spool_copy(d: Path, data: bytes) -> tuple[Path, str]:
     p = d / "spool" / "objects" / sha
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(data)
+    assert seal(p, sha)  # as the spool seals its copies
     return p, sha
 
 
@@ -71,3 +72,26 @@ def test_store_on_another_file_system_copies_once(tmp_path: Path) -> None:
         assert dest is not None and os.stat(dest).st_ino != os.stat(src).st_ino
         assert hashlib.sha256(dest.read_bytes()).hexdigest() == sha
         assert not os.stat(dest).st_mode & stat.S_IWUSR
+
+
+def test_a_copy_written_to_after_the_seal_is_copied_and_refused(tmp_path: Path) -> None:
+    """The seal (hash, size, a modification time no write gives) tells a touched copy without
+    reading it: the store then copies and re-hashes, and refuses the changed bytes."""
+    src, sha = _spool_copy(tmp_path, b"a" * 8000)
+    with open(src, "r+b") as f:
+        f.seek(4000)
+        f.write(b"b")
+    store = LocalStore(tmp_path / "store")
+    with pytest.raises(SourceMismatch):
+        store.put_file(media_key(sha), src, sha, 8000, proven=True)
+    assert store.local_path(media_key(sha)) is None
+
+
+def test_an_unsealed_copy_is_copied(tmp_path: Path) -> None:
+    data = b"c" * 6000
+    sha = hashlib.sha256(data).hexdigest()
+    src = tmp_path / "plain"
+    src.write_bytes(data)
+    store = LocalStore(tmp_path / "store")
+    store.put_file(media_key(sha), src, sha, 6000, proven=True)
+    assert os.stat(store.local_path(media_key(sha))).st_ino != os.stat(src).st_ino

@@ -9,6 +9,7 @@ Revises: 0007_field_upload
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from alembic import op
@@ -41,8 +42,9 @@ def upgrade() -> None:
     )
     bind = op.get_bind()
     head = bind.execute(sa.text("SELECT seq FROM custody_chain_head WHERE id = 1")).scalar() or 0
+    now = datetime.now(timezone.utc).replace(tzinfo=None)  # instants are stored as naive UTC
     bind.execute(sa.text("INSERT INTO custody_log_anchor (id, chain_id, signed_from, created_at) "
-                         "VALUES (1, :c, :f, CURRENT_TIMESTAMP)"), {"c": uuid.uuid4().hex, "f": head + 1})
+                         "VALUES (1, :c, :f, :t)"), {"c": uuid.uuid4().hex, "f": head + 1, "t": now})
     if bind.dialect.name == "sqlite":
         for verb in ("UPDATE", "DELETE"):
             op.execute(f"CREATE TRIGGER custody_signatures_no_{verb.lower()} BEFORE {verb} ON custody_signatures "
