@@ -10,6 +10,7 @@ from indexer_support import add_device, add_dock_session, add_media, add_user, r
 
 from indexer import timing
 from catalog.models import ClockCorrection, CustodyEvent, DockSession, Job, Media
+from indexer import worker as indexer_worker
 from indexer.worker import index_media, run_pending
 from ingest.profiles import station_profiles
 from ingest.simulate import make_audio, make_photo, make_video
@@ -88,11 +89,11 @@ def test_container_time_when_the_name_carries_none(make_app, catalog_url: str, t
     assert m.clock_offset_seconds is None and m.clock_offset_source is None  # unknown, said so
 
 
-def test_local_time_written_as_utc_firmware(make_app, tmp_path: Path) -> None:
+def test_local_time_written_as_utc_firmware(make_app, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     app = make_app()
     shipped = station_profiles(app.settings)
     buggy = shipped[0].model_copy(update={"name": "buggy_fw", "container_time_is_local": True, "filename": None})
-    app.__dict__["profiles"] = [*shipped, buggy]
+    monkeypatch.setattr(indexer_worker, "station_profiles", lambda settings: [*shipped, buggy])
     dev = add_device(app, "B200002", profile="buggy_fw")
     ds = add_dock_session(app, dev, profile="buggy_fw")
     # The firmware writes its +08:00 wall clock (10:00) tagged as UTC.
