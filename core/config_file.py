@@ -81,11 +81,13 @@ def _section(name: str, model: type[BaseModel]) -> list[str]:
                 tables.append(f"# {extra['example']}")
             continue
         out += _comment(help_text)
-        if value is None or value is PydanticUndefined or "example" in extra:
-            shown = extra.get("example", '""')
-            out.append(f"# {key} = {shown}")
+        computed = info.default_factory is not None and not isinstance(value, list | dict)  # e.g. the host name
+        if value is None or value is PydanticUndefined or computed:
+            out.append(f"# {key} = {extra.get('example', chr(34) * 2)}")
         else:
             out.append(f"{key} = {_toml_value(value)}")
+            if "example" in extra:
+                out.append(f"# e.g. {key} = {extra['example']}")
     return out + tables
 
 

@@ -37,20 +37,38 @@ class StationSettings(_Section):
         description="This station's name, unique among the stations sharing the catalog; recorded on every dock "
                     "session, spool copy, job claim and custody event (docs/stations.md). Default: the host name. "
                     "/ 采集站名称，各站唯一；默认取主机名")
-    timezone: str = "+08:00"  # shown to users; instants are stored in UTC
-    dock_root: Path = Path("var/docks")
-    spool_dir: Path = Path("var/spool")
-    settle_seconds: float = 3.0
-    poll_seconds: float = 2.0
-    max_concurrent_devices: int = 4
-    wipe_after_verify: bool = False
-    min_free_spool_bytes: int = 512 * 1024 * 1024
-    file_stable_seconds: float = 1.0
-    file_busy_retries: int = 3
-    copy_chunk_bytes: int = 8 * 1024 * 1024  # one read of the device per chunk; 6 chunks in flight
-    upload_retry_seconds: float = 5.0
-    upload_workers: int = 2  # files stored while the next ones are still being copied
-    profiles_dir: Path | None = None  # default: config/devices beside the config file
+    timezone: str = Field("+08:00", description='UTC offset shown to people (instants are stored in UTC).')
+    dock_root: Path = Field(
+        Path("var/docks"),
+        description='Each docked device appears here as a directory (a mounted volume).')
+    spool_dir: Path = Field(
+        Path("var/spool"),
+        description='Durable station copies awaiting upload (tmp, objects, locks, damaged, uploads).')
+    settle_seconds: float = Field(3.0, description='A volume must be unchanged this long before it is offloaded.')
+    poll_seconds: float = Field(2.0, description='Rescan of the dock root (mounts raise no inotify event).')
+    max_concurrent_devices: int = Field(4, description='Devices offloaded at once, each in its own worker.')
+    wipe_after_verify: bool = Field(
+        False,
+        description='Delete device files only after they are stored and verified (off by default).')
+    min_free_spool_bytes: int = Field(
+        512 * 1024 * 1024,
+        description='Below this free space in the spool a dock is refused loudly; nothing is deleted to make room.')
+    file_stable_seconds: float = Field(
+        1.0,
+        description='A file modified more recently is treated as still being written.')
+    file_busy_retries: int = Field(
+        3,
+        description='How often a file still being written is waited for before it is skipped unwiped.')
+    copy_chunk_bytes: int = Field(
+        8 * 1024 * 1024,
+        description='One read of the device per chunk; 6 chunks in flight.')
+    upload_retry_seconds: float = Field(
+        5.0,
+        description='First back-off of the uploader when the store is unreachable (doubles each time).')
+    upload_workers: int = Field(2, description='Files stored while the next ones are still being copied.')
+    profiles_dir: Path | None = Field(
+        None, json_schema_extra={'example': '"devices"'},
+        description='Default: config/devices beside the config file.')
     heartbeat_seconds: float = Field(
         default=10.0, gt=0,
         description="The daemon rewrites this station's row in the catalog this often; `custody stations` and the "
@@ -82,43 +100,67 @@ class FixitySettings(_Section):
 
 
 class CatalogSettings(_Section):
-    url: str = "sqlite:///var/catalog.db"
-    auto_migrate: bool = True
+    url: str = Field(
+        "sqlite:///var/catalog.db",
+        description='The catalog database: sqlite:///PATH (embedded default) or postgresql+psycopg2://user@host/db.')
+    auto_migrate: bool = Field(
+        True,
+        description='Run the Alembic migrations when the catalog is opened (serialised across processes).')
 
 
 class StorageSettings(_Section):
-    url: str = "file://var/objects"
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    # Up to this size one PUT carries the dock's SHA-256 as its checksum: the station hashes
-    # nothing again and the store one pass less.  Larger files go multipart (retry per part).
-    multipart_threshold_bytes: int = 256 * 1024 * 1024
-    multipart_chunk_bytes: int = 64 * 1024 * 1024
-    upload_concurrency: int = 4
-    object_lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
-    create_bucket: bool = True
-    presign_seconds: int = 300
+    url: str = Field(
+        "file://var/objects",
+        description='The evidence store: file://PATH (embedded default) or s3://BUCKET.')
+    endpoint_url: str | None = Field(
+        None, json_schema_extra={'example': '"http://127.0.0.1:8333"'},
+        description='S3-compatible endpoint (SeaweedFS, MinIO, Ceph RGW); default: AWS_ENDPOINT_URL_S3/AWS_ENDPOINT_URL or AWS.')
+    region: str = Field("us-east-1", description='S3 region name.')
+    multipart_threshold_bytes: int = Field(
+        256 * 1024 * 1024,
+        description="Up to this size one PUT carries the dock's SHA-256 as its checksum: the station hashes nothing again and the store one pass less.  Larger files go multipart (retry per part).")
+    multipart_chunk_bytes: int = Field(
+        64 * 1024 * 1024,
+        description='Part size of a multipart upload (each part streamed from the spool with its own SHA-256).')
+    upload_concurrency: int = Field(4, description='Parts of one multipart upload sent at once.')
+    object_lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = Field(
+        "COMPLIANCE",
+        description='Object Lock mode for evidence: COMPLIANCE (nobody can shorten) or GOVERNANCE.')
+    create_bucket: bool = Field(True, description='Create the bucket with Object Lock when it is missing.')
+    presign_seconds: int = Field(300, description='Lifetime of presigned URLs.')
 
 
 class IndexerSettings(_Section):
-    workers: int = 1
-    keyframe_interval_seconds: float = 30.0
-    keyframe_max_per_clip: int = 40
-    thumbnail_width: int = 320
-    job_lease_seconds: float = 600.0
-    max_attempts: int = 3
-    keyframe_width: int = 1280  # stored keyframe JPEGs are scaled down to this width
-    retry_seconds: float = 30.0  # back-off before a failed job is tried again (doubles each time)
-    idle_poll_seconds: float = 2.0  # how often an idle worker looks for new jobs
+    workers: int = Field(
+        1,
+        description='Indexing workers per daemon (0: recordings wait for `custody index --pending`).')
+    keyframe_interval_seconds: float = Field(
+        30.0,
+        description='At most one planned keyframe per this many seconds (scene changes add more).')
+    keyframe_max_per_clip: int = Field(40, description='At most this many keyframes per recording.')
+    thumbnail_width: int = Field(320, description='Width of keyframe and photo thumbnails, in pixels.')
+    job_lease_seconds: float = Field(
+        600.0,
+        description='A claimed job is retaken by another worker when its lease is not renewed for this long.')
+    max_attempts: int = Field(3, description='A job that failed this many times is marked failed with its reason.')
+    keyframe_width: int = Field(1280, description='Stored keyframe JPEGs are scaled down to this width.')
+    retry_seconds: float = Field(30.0, description='Back-off before a failed job is tried again (doubles each time)')
+    idle_poll_seconds: float = Field(2.0, description='How often an idle worker looks for new jobs.')
 
 
 class LinkingSettings(_Section):
-    margin_minutes: float = 15.0
-    clock_uncertain_seconds: float = 120.0
-    # Case numbers searched for in file names and sidecars (matches are looked up in the catalog).
-    case_no_pattern: str = r"[A-Z]{2,6}-\d{4}-\d{2,8}|[\u4e00-\u9fff]{1,10}〔\d{4}〕\d{1,6}号"
-    # Case kinds linked by officer + time; others (penalty files spanning weeks) by name, sidecar or hand.
-    auto_kinds: list[str] = Field(default_factory=lambda: ["inspection", "coercive"])
+    margin_minutes: float = Field(
+        15.0,
+        description="A recording may start or end this long outside an inspection's window and still link to it.")
+    clock_uncertain_seconds: float = Field(
+        120.0,
+        description='Clock uncertainty of a recording whose device clock was not measured.')
+    case_no_pattern: str = Field(
+        r"[A-Z]{2,6}-\d{4}-\d{2,8}|[\u4e00-\u9fff]{1,10}〔\d{4}〕\d{1,6}号",
+        description='Case numbers searched for in file names and sidecars (matches are looked up in the catalog).')
+    auto_kinds: list[str] = Field(
+        default_factory=lambda: ["inspection", "coercive"],
+        description='Case kinds linked by officer + time; others (penalty files spanning weeks) by name, sidecar or hand.')
     equal_fit_seconds: float = Field(
         default=60.0, ge=0,
         description="Two unrelated cases fit a recording 'about equally well' when the recording's distances "
@@ -128,33 +170,48 @@ class LinkingSettings(_Section):
 
 
 class ReportSettings(_Section):
-    standard_officers_per_device: float = 4.0
-    unit_standards: dict[str, float] = Field(default_factory=dict)
-    counted_device_kinds: list[str] = Field(default_factory=lambda: ["camera"])
-    upload_deadline_hours: float = 24.0
-    undocked_days: int = 7
-    clock_error_threshold_seconds: float = 30.0
-    unlinked_days: int = 3
-    coverage_tolerance_seconds: float = 120.0  # footage gap/edge allowed inside an inspection window
+    standard_officers_per_device: float = Field(
+        4.0,
+        description='The standard: certified officers per recording device (1 device per 4 officers here).')
+    unit_standards: dict[str, float] = Field(
+        default_factory=dict, json_schema_extra={'example': '"120102000000" = 2.0'},
+        description="Per-unit standards (unit code = officers per device); a unit without one inherits its parent's.")
+    counted_device_kinds: list[str] = Field(
+        default_factory=lambda: ["camera"],
+        description='Device kinds counted in the ratio and coverage reports.')
+    upload_deadline_hours: float = Field(
+        24.0,
+        description='A recording must be docked within this many hours after it ends.')
+    undocked_days: int = Field(7, description='A device not docked for longer is listed.')
+    clock_error_threshold_seconds: float = Field(
+        30.0,
+        description='A device whose measured clock error exceeds this is listed.')
+    unlinked_days: int = Field(3, description='A recording unlinked for longer is listed.')
+    coverage_tolerance_seconds: float = Field(
+        120.0,
+        description='Footage gap/edge allowed inside an inspection window.')
 
 
 class RetentionSettings(_Section):
-    rules_file: Path | None = None  # default: config/retention.toml beside the config file
-    apply_locks: bool = True  # mirror keep-until and holds into the store's Object Lock
-    open_ended_lock_days: int = 365  # retain-until horizon for recordings kept permanently/open-ended
+    rules_file: Path | None = Field(
+        None, json_schema_extra={'example': '"retention.toml"'},
+        description='Default: config/retention.toml beside the config file.')
+    apply_locks: bool = Field(True, description="Mirror keep-until and holds into the store's Object Lock.")
+    open_ended_lock_days: int = Field(
+        365,
+        description='Retain-until horizon for recordings kept permanently/open-ended.')
 
 
 class WebSettings(_Section):
-    host: str = "127.0.0.1"
-    port: int = 8080
-    session_hours: float = 8.0
+    host: str = Field("127.0.0.1", description='Address `custody serve` listens on.')
+    port: int = Field(8080, description='Port `custody serve` listens on.')
+    session_hours: float = Field(8.0, description='A login session ends after this many hours.')
     lockout_failures: int = Field(5, description=(
         "Wrong passwords from one address for one account before that (account, address) pair is locked for "
         "lockout_minutes; other addresses are not affected (docs/web.md) / 同一地址对同一账号密码错误次数上限"))
-    lockout_minutes: float = 15.0
-    # issue 17: access follows duty, MFA, rate limits, TLS (docs/web.md "Hardening")
-    require_mfa_for: list[str] = Field(default_factory=list, json_schema_extra={"example": '["administrator", "auditor"]'},
-                                       description=(
+    lockout_minutes: float = Field(15.0, description='How long a locked address+account pair waits.')
+    require_mfa_for: list[str] = Field(
+        default_factory=list, json_schema_extra={"example": '["administrator", "auditor"]'}, description=(
         "Roles that must give a TOTP code after the password (enrolled at their first login, with recovery "
         "codes) / 须二次验证(TOTP)的角色"))
     login_per_minute_per_address: int = Field(20, description=(
@@ -190,8 +247,12 @@ class WebSettings(_Section):
 
 class FieldUploadSettings(_Section):
     """Field upload from enrolled terminals over tus 1.0 (issue 15, docs/field-upload.md)."""
-    upload_expiry_hours: float = 24.0  # an incomplete upload untouched this long is removed (custody event)
-    max_upload_bytes: int = 64 * 1024 * 1024 * 1024  # Tus-Max-Size: larger uploads are refused at creation
+    upload_expiry_hours: float = Field(
+        24.0,
+        description='An incomplete upload untouched this long is removed (custody event)')
+    max_upload_bytes: int = Field(
+        64 * 1024 * 1024 * 1024,
+        description='Tus-Max-Size: larger uploads are refused at creation.')
 
 
 class CustodyLogSettings(_Section):
