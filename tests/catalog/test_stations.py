@@ -330,14 +330,18 @@ def test_heartbeat_thread_beats_until_stopped(sqlite_url: str, make_app) -> None
     stop = threading.Event()
     t = threading.Thread(target=stations.run_heartbeat, args=(app, stop, "hb"))
     t.start()
-    time.sleep(0.5)
-    with app.catalog.session() as s:
-        first = s.execute(select(Station)).scalar_one()
-        assert first.stopped_at is None and first.pid == os.getpid()
-        beat1 = first.heartbeat_at
-    time.sleep(0.3)
-    with app.catalog.session() as s:
-        assert s.execute(select(Station.heartbeat_at)).scalar() > beat1
+
+    def row() -> Station | None:
+        with app.catalog.session() as s:
+            return s.execute(select(Station)).scalar_one_or_none()
+
+    end = time.time() + 20  # shared, loaded machines: poll, never a fixed sleep
+    while (first := row()) is None and time.time() < end:
+        time.sleep(0.05)
+    assert first is not None and first.stopped_at is None and first.pid == os.getpid()
+    while row().heartbeat_at <= first.heartbeat_at and time.time() < end:
+        time.sleep(0.05)
+    assert row().heartbeat_at > first.heartbeat_at, "the heartbeat did not beat again"
     stop.set()
     t.join(5)
     with app.catalog.session() as s:
