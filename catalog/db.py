@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.models import DockSession, OffloadItem
 from core.errors import ConfigError
+
+T = TypeVar("T")
+# deadlock_detected, serialization_failure: the transaction was rolled back and may simply run again
+RETRYABLE_PGCODES = ("40P01", "40001")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # pg_advisory_xact_lock key held while migrating: 'custody\0' as a signed 64-bit number.
@@ -203,6 +209,20 @@ class Catalog:
             except BaseException:
                 s.rollback()
                 raise
+
+    def run(self, work: Callable[[Session], T], *, attempts: int = 5) -> T:
+        """`work(session)` in one transaction, run again from the start when PostgreSQL chose it
+        as the victim of a deadlock or a serialisation conflict (several stations and workers
+        write the same rows).  `work` must have no effect outside the session."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.session() as s:
+                    return work(s)
+            except DBAPIError as e:
+                if attempt == attempts or getattr(e.orig, "pgcode", None) not in RETRYABLE_PGCODES:
+                    raise
+                time.sleep(0.02 * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     @property
     def dialect(self) -> str:

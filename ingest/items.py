@@ -82,7 +82,8 @@ def copy_one(task: DockTask, e: vol.Entry, sidecar: dict | None) -> int | None:
     if item_id is None:
         return None  # stored by an earlier dock (same path, size and time): not read again
     outcome = _copy_when_stable(task, e)
-    with task.app.catalog.session() as s:
+
+    def record(s: Session) -> None:  # run again whole if PostgreSQL picks it as a deadlock victim
         it = s.get(OffloadItem, item_id)
         if isinstance(outcome, CopyResult):
             it.phase, it.sha256, it.size, it.mtime_ns = Phase.COPIED, outcome.sha256, outcome.size, outcome.mtime_ns
@@ -92,13 +93,15 @@ def copy_one(task: DockTask, e: vol.Entry, sidecar: dict | None) -> int | None:
         else:
             _close(s, task, it, *outcome)
         _count_done(s, task, e.size)
+
+    task.app.catalog.run(record)
     return item_id if isinstance(outcome, CopyResult) else None
 
 
 def _start_item(task: DockTask, e: vol.Entry, sidecar: dict | None) -> int | None:
     """The file's item, in one transaction with the look-up of an earlier dock's copy (trusted
     only when nothing will be wiped: a wipe needs the bytes read again)."""
-    with task.app.catalog.session() as s:
+    def start(s: Session) -> int | None:  # run again whole if PostgreSQL picks it as a deadlock victim
         known = None if task.wipe else _known(s, task.identity.serial, e, task.app.station)
         if known is not None:
             _carry_known(s, task, e, known)
@@ -109,6 +112,8 @@ def _start_item(task: DockTask, e: vol.Entry, sidecar: dict | None) -> int | Non
         s.add(item)
         s.flush()
         return item.id
+
+    return task.app.catalog.run(start)
 
 
 def _copy_when_stable(task: DockTask, e: vol.Entry) -> CopyResult | Closed:
@@ -162,7 +167,9 @@ def _close(s: Session, task: DockTask, it: OffloadItem, status: ItemStatus, reas
                        outcome="refused" if refused else "failed", subject=f"device_path:{it.device_path}",
                        detail={"reason": reason})
     if refused:
-        task.result.files.append(FileResult(it.device_path, None, None, ItemStatus.REFUSED, reason))
+        refused_result = FileResult(it.device_path, None, None, ItemStatus.REFUSED, reason)
+        if refused_result not in task.result.files:  # once, even when the transaction is run again
+            task.result.files.append(refused_result)
 
 
 def _count_done(s: Session, task: DockTask, nbytes: int) -> None:
