@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import CustodyError
 from core.settings import Settings
+from cases import linking
 from catalog import custody_log
 from catalog.duty import enforce_duty, station_today
 from catalog.models import Case, CaseOfficer, Device, DeviceAssignment, Media, Officer, Unit
@@ -756,8 +757,6 @@ def _set_case_officers(session: Session, case: Case, officer_ids: list[int]) -> 
 
 # --------------------------------------------------------------------------- relinking after imports
 def _relink_after(session: Session, settings: Settings, kind: str, plans: list[Planned], applied: Any) -> int:
-    from cases import linking
-
     if kind == "cases":
         ids: set[int] = set()
         for ch in applied:
