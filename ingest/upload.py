@@ -322,7 +322,8 @@ def upload_pending(app: App, actor: str, session_ids: list[int] | None = None,
 
 def close_drained_sessions(app: App, actor: str) -> int:
     """Docks that ended incomplete only because their copies waited in the spool (storage was
-    down, the station was killed mid-upload): once every file is stored, they are complete."""
+    down, the station was killed mid-upload): once every file of the device was copied and
+    every copy is stored, they are complete."""
     closed = 0
     item = select(OffloadItem.id).where(OffloadItem.session_id == DockSession.id)
     unfinished = item.where(or_(OffloadItem.phase.in_((Phase.PENDING, Phase.COPIED)),
@@ -330,7 +331,11 @@ def close_drained_sessions(app: App, actor: str) -> int:
     with app.catalog.session() as s:
         drained = s.execute(select(DockSession).where(DockSession.station == app.station,
                                                       DockSession.state == SessionState.INCOMPLETE,
-                                                      exists(item), ~exists(unfinished))).scalars().all()
+                                                      exists(item), ~exists(unfinished),
+                                                      # every file of the device was reached: a dock cut
+                                                      # short (a kill between two files) stays incomplete
+                                                      or_(DockSession.files_total.is_(None),
+                                                          DockSession.files_done >= DockSession.files_total))).scalars().all()
         for d in drained:
             d.state = SessionState.COMPLETE
             d.message = f"completed after the dock: its spool copies were stored ({d.message or 'incomplete'})"
