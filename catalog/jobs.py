@@ -14,7 +14,9 @@ commits its results only in the same transaction that marks *its own* lease done
 """
 from __future__ import annotations
 
-from collections.abc import Collection
+import logging
+import threading
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -174,3 +176,36 @@ def _mark_media_failed(session: Session, job: Job) -> None:
 def counts(session: Session) -> dict[str, int]:
     rows = session.execute(select(Job.state, func.count()).group_by(Job.state)).all()
     return {state: int(n) for state, n in rows}
+
+
+# --------------------------------------------------------------------------- running a kind of job
+RunJob = Callable[[Lease], str]  # run one claimed job; its end state ("done", "pending", "failed", "lost")
+
+
+def drain(catalog: Catalog, cfg, worker_id: str, kinds: Collection[str], run: RunJob,  # noqa: ANN001
+          only_ids: Collection[int] | None = None) -> dict[str, int]:
+    """Claim and run jobs of `kinds` until none is claimable; counts by end state
+    (`cfg`: the [indexer] settings that hold the lease and attempt limits)."""
+    done: dict[str, int] = {}
+    while True:
+        lease = claim(catalog, worker_id, cfg.job_lease_seconds, cfg.max_attempts, only_ids, kinds=kinds)
+        if lease is None:
+            return done
+        state = run(lease)
+        done[state] = done.get(state, 0) + 1
+
+
+def work(catalog: Catalog, cfg, worker_id: str, kinds: Collection[str], run: RunJob,  # noqa: ANN001
+         stop_event: threading.Event) -> None:
+    """A daemon worker thread: claim, run, repeat until `stop_event` is set; never dies of an outage."""
+    while not stop_event.is_set():
+        try:
+            lease = claim(catalog, worker_id, cfg.job_lease_seconds, cfg.max_attempts, kinds=kinds)
+        except Exception:  # noqa: BLE001 - catalog briefly away: wait and try again, never die
+            logging.getLogger("custody.jobs").exception("worker %s could not reach the job queue", worker_id)
+            stop_event.wait(cfg.idle_poll_seconds)
+            continue
+        if lease is None:
+            stop_event.wait(cfg.idle_poll_seconds)
+            continue
+        run(lease)

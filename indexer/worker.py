@@ -347,31 +347,13 @@ def _record_failure(app: Any, lease: jobs.Lease, reason: str, actor: str | None)
 def run_pending(app: Any, worker_id: str, *, actor: str | None = None,
                 only_ids: Collection[int] | None = None) -> dict[str, int]:
     """Work the queue until nothing is claimable (the `custody index --pending` path)."""
-    cfg = app.settings.indexer
-    done: dict[str, int] = {}
-    while True:
-        lease = jobs.claim(app.catalog, worker_id, cfg.job_lease_seconds, cfg.max_attempts, only_ids,
-                           kinds=jobs.INDEX_KINDS)
-        if lease is None:
-            return done
-        state = run_job(app, lease, actor)
-        done[state] = done.get(state, 0) + 1
+    return jobs.drain(app.catalog, app.settings.indexer, worker_id, jobs.INDEX_KINDS,
+                      lambda lease: run_job(app, lease, actor), only_ids)
 
 
 def run_worker(app: Any, stop_event: threading.Event, worker_id: str) -> None:
     """The daemon's indexing thread: claim, run, repeat until `stop_event` is set."""
-    cfg = app.settings.indexer
     log.info("indexer worker %s started", worker_id)
-    while not stop_event.is_set():
-        try:
-            lease = jobs.claim(app.catalog, worker_id, cfg.job_lease_seconds, cfg.max_attempts,
-                               kinds=jobs.INDEX_KINDS)
-        except Exception:  # noqa: BLE001 - catalog briefly away: wait and try again, never die
-            log.exception("worker %s could not reach the job queue", worker_id)
-            stop_event.wait(cfg.idle_poll_seconds)
-            continue
-        if lease is None:
-            stop_event.wait(cfg.idle_poll_seconds)
-            continue
-        run_job(app, lease)
+    jobs.work(app.catalog, app.settings.indexer, worker_id, jobs.INDEX_KINDS, lambda lease: run_job(app, lease),
+              stop_event)
     log.info("indexer worker %s stopped", worker_id)
