@@ -34,12 +34,12 @@ def events(app: App, action: str) -> int:
         return s.execute(select(func.count(CustodyEvent.id)).where(CustodyEvent.action == action)).scalar_one()
 
 
-def wait_for(pred, timeout: float = 120) -> None:  # noqa: ANN001
+def wait_for(pred, timeout: float = 120, poll: float = 0.05) -> None:  # noqa: ANN001
     end = time.time() + timeout
     while time.time() < end:
         if pred():
             return
-        time.sleep(0.05)
+        time.sleep(poll)
     raise AssertionError("condition not reached in time")
 
 
@@ -68,17 +68,28 @@ def test_sigkill_then_restart_loses_and_duplicates_nothing(tmp_path: Path, catal
                                                            ffmpeg_ok: None) -> None:
     cfg = write_config(tmp_path, catalog_url, f"file://{tmp_path / 'objects'}", extra=EXTRA)
     text = cfg.read_text().replace("[station]\n", "[station]\nwipe_after_verify = true\ncopy_chunk_bytes = 65536\n", 1)
+    text = text.replace("file_stable_seconds = 0.0", "file_stable_seconds = 0.5")
     cfg.write_text(text)
     vol = build_volume(tmp_path / "docks" / "cam", SimDevice(kind="gat947", serial="A000009", clips=6, photos=2,
                                                              audio=0, seconds=4))
     originals = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in vol.rglob("*") if p.suffix in (".MP4", ".JPG")}
+    # The device's clock runs a day ahead: every file looks freshly written, so the daemon waits
+    # file_stable_seconds before each copy. That paces the dock, so the kill below lands mid-dock
+    # however loaded the machine is (a whole dock of small files otherwise fits between two polls).
+    ahead = time.time() + 86400
+    for f in vol.rglob("*"):
+        if f.is_file():
+            os.utime(f, (ahead, ahead))
     app = App(load_settings(cfg))
     p = start_daemon(cfg, tmp_path)
     try:
-        wait_for(lambda: events(app, kill_after) >= 2)
+        wait_for(lambda: events(app, kill_after) >= 2, poll=0.01)
     finally:
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
+    with app.catalog.session() as s:
+        cut = [(d.state, d.files_done, d.files_total) for d in s.execute(select(DockSession)).scalars()]
+    assert cut and all(st != "complete" for st, _, _ in cut), f"the kill landed after the dock finished: {cut}"
     # Nothing was wiped without its stored + verified record.
     with app.catalog.session() as s:
         for w in s.execute(select(CustodyEvent).where(CustodyEvent.action == "wiped")).scalars():
@@ -101,8 +112,9 @@ def test_sigkill_then_restart_loses_and_duplicates_nothing(tmp_path: Path, catal
         assert {m.original_name: m.sha256 for m in media} == originals
         # The killed dock says so: still incomplete, resumed by the next dock, or completed late
         # from its own spool copies - never silently "complete" as if nothing had happened.
-        assert any(d.state in ("incomplete", "resumed") or (d.message or "").startswith("completed after the dock")
-                   for d in s.execute(select(DockSession)).scalars())
+        docks = [(d.state, d.message, d.files_done, d.files_total) for d in s.execute(select(DockSession)).scalars()]
+        assert any(st in ("incomplete", "resumed") or (msg or "").startswith("completed after the dock")
+                   for st, msg, _, _ in docks), docks
     assert not [p for p in vol.rglob("*") if p.suffix in (".MP4", ".JPG")]  # all wiped, after verification
     assert not list((tmp_path / "spool" / "tmp").glob("*.part"))
     rep = verify_all(app, actor="t")
