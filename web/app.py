@@ -1,8 +1,10 @@
 """`create_app(app)`: the FastAPI application over one catalog and one store."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from http import HTTPStatus
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -15,6 +17,7 @@ from catalog.app import App
 from core.errors import CustodyError, NotFound, PermissionDenied, StorageIntegrityError, StorageUnavailable
 from catalog import custody_log
 from web.auth import LoginRequired, Refused, log_refusal, remote_addr
+from web.hardening import HttpMiddleware
 from web.hardening import install as install_hardening
 from web.i18n import error_text, lang_of
 from web.pages import render
@@ -23,6 +26,25 @@ from web.routes import disclose as disclose_routes
 from web.routes import share as share_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; media-src 'self'; "
+                                "style-src 'self'; script-src 'self'; frame-ancestors 'none'"),
+    "Cache-Control": "no-store",
+}
+
+
+@contextmanager
+def _request_origin(request: Request) -> Iterator[None]:
+    token = custody_log.request_origin.set(remote_addr(request))
+    try:
+        yield
+    finally:
+        custody_log.request_origin.reset(token)
 
 
 def create_app(app: App) -> FastAPI:
@@ -34,23 +56,9 @@ def create_app(app: App) -> FastAPI:
     _install_error_pages(api)
     install_hardening(api, _error)  # issue 17: limits, logged 400/404s, scope as 404, HSTS, proxies
 
-    @api.middleware("http")
-    async def security_headers(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette signature
-        # Events recorded anywhere while this request is served (linking, holds, plans) carry its origin.
-        token = custody_log.request_origin.set(remote_addr(request))
-        try:
-            resp: Response = await call_next(request)
-        finally:
-            custody_log.request_origin.reset(token)
-        # Pages are evidence views: never framed, never cached by shared caches, no sniffing.
-        resp.headers.setdefault("X-Frame-Options", "DENY")
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("Referrer-Policy", "same-origin")
-        resp.headers.setdefault("Content-Security-Policy",
-                                "default-src 'self'; img-src 'self' data:; media-src 'self'; "
-                                "style-src 'self'; script-src 'self'; frame-ancestors 'none'")
-        resp.headers.setdefault("Cache-Control", "no-store")
-        return resp
+    # Events recorded anywhere while a request is served (linking, holds, plans) carry its origin;
+    # pages are evidence views: never framed, never cached by shared caches, no sniffing.
+    api.add_middleware(HttpMiddleware, headers=lambda request: SECURITY_HEADERS, around=_request_origin)
 
     return api
 

@@ -26,6 +26,45 @@ from web.auth import SESSION_COOKIE, Guards, LoginRequired, MfaRequired, Refused
 from web.routes import access, mfa
 
 log = logging.getLogger("custody.web")
+
+
+class HttpMiddleware:
+    """A plain ASGI middleware for HTTP requests: `before(request)` may answer instead of the
+    app; `headers(request)` are added to the response where it has none of that name; `around`
+    wraps the whole call (a context manager factory).  Unlike Starlette's `@app.middleware`
+    (BaseHTTPMiddleware), it does not relay each body message through a task group: a 1 GiB
+    tus upload arrives as ~16 000 messages, and that relay cost a fifth of the throughput."""
+
+    def __init__(self, app: Any, before: Callable[[Request], Any] | None = None,
+                 headers: Callable[[Request], dict[str, str]] | None = None,
+                 around: Callable[[Request], Any] | None = None) -> None:
+        self.app, self.before, self.headers, self.around = app, before, headers, around
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if self.before is not None:
+            answer = await self.before(request)
+            if answer is not None:
+                await answer(scope, receive, send)
+                return
+        extra = self.headers(request) if self.headers is not None else {}
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start" and extra:
+                have = {k.lower() for k, _ in message.get("headers", [])}
+                added = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()
+                         if k.lower().encode("latin-1") not in have]
+                message = {**message, "headers": [*message.get("headers", []), *added]}
+            await send(message)
+
+        if self.around is None:
+            await self.app(scope, receive, send_with_headers)
+            return
+        with self.around(request):
+            await self.app(scope, receive, send_with_headers)
 _MACHINE_PATHS = ("/api/", "/files")  # bearer-token APIs keep their own JSON errors and limits
 
 
@@ -127,8 +166,8 @@ def install(api: FastAPI, error: Callable[[Request, int, str, Any], Response]) -
             log.exception("could not log the server error")
         return error(request, 500, "error.server", "internal error; see the server log")
 
-    @api.middleware("http")
-    async def limits(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette signature
+    async def limits(request: Request) -> Response | None:
+        """Before the route: the anonymous flood limit, HTTPS in production (None: go on)."""
         path = request.url.path
         anonymous = (not request.cookies.get(SESSION_COOKIE) and "authorization" not in request.headers
                      and not path.startswith(_MACHINE_PATHS))
@@ -142,10 +181,14 @@ def install(api: FastAPI, error: Callable[[Request, int, str, Any], Response]) -
                             media_type="text/plain; charset=utf-8")
         if guards.refusals.has_due():  # a finished minute's count is written without waiting for more
             await run_in_threadpool(guards.refusals.flush, False)
-        resp: Response = await call_next(request)
+        return None
+
+    def hsts(request: Request) -> dict[str, str]:
         if request.url.scheme == "https" and cfg.hsts_seconds > 0:
-            resp.headers.setdefault("Strict-Transport-Security", f"max-age={cfg.hsts_seconds}")
-        return resp
+            return {"Strict-Transport-Security": f"max-age={cfg.hsts_seconds}"}
+        return {}
+
+    api.add_middleware(HttpMiddleware, before=limits, headers=hsts)
 
     if cfg.behind_tls_proxy:  # X-Forwarded-For/-Proto count only from the trusted proxies
         api.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(cfg.trusted_proxies))
