@@ -174,6 +174,7 @@ def main() -> None:
             for checksums in (True, False):
                 up = Sha256Uploader(str(src), client=client, chunk_size=args.chunk, upload_checksum=checksums,
                                     metadata={"filename": name, "sha256": sha})
+                os.sync()  # every timed phase starts with no dirty pages left by the one before
                 t = time.perf_counter()
                 up.upload()
                 t_tus = time.perf_counter() - t
@@ -190,6 +191,7 @@ def main() -> None:
                     runs["tus_nock"].append(t_tus)
             rss_tus = peak_rss_mb(server.pid)
 
+            os.sync()
             t = time.perf_counter()
             res = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-T", str(src),
                                   f"{base}/bench/put/{name}"], capture_output=True, text=True)
@@ -199,6 +201,7 @@ def main() -> None:
 
             # the same plain PUT route, one request per chunk from Python `requests` (what tuspy sends
             # with): how much of the difference is the protocol's request-per-chunk shape itself
+            os.sync()
             t = time.perf_counter()
             with open(src, "rb") as f:
                 i = 0

@@ -400,6 +400,13 @@ class _locked:
 
 
 # --------------------------------------------------------------------------- PATCH
+def _pwrite_all(fd: int, view: memoryview, off: int) -> int:
+    while view:
+        n = os.pwrite(fd, view, off)
+        view, off = view[n:], off + n
+    return off
+
+
 class ChunkWriter:
     """One PATCH body: `write()` pieces as they arrive, then `commit()` (or `abort()`).
 
@@ -446,16 +453,14 @@ class ChunkWriter:
         if self.pos + len(data) > self.length:
             raise TooLarge(f"the body runs past Upload-Length {self.length}")
         view = memoryview(data)
-        # The chunk's own checksum runs on a second thread beside the whole-file hash (both
-        # release the GIL), then the bytes are written: one pass over the bytes in memory.
+        # One pass over the bytes in memory, three workers at once (hashlib and os.pwrite release
+        # the GIL): the chunk's own checksum and the write on pool threads, the whole-file hash here.
         side = _hash_pool.submit(self.chunk_hash.update, view) if self.chunk_hash is not None else None
+        wrote = _hash_pool.submit(_pwrite_all, self.lv.fd, view, self.pos)
         self.lv.hasher.update(view)
         if side is not None:
             side.result()
-        off = self.pos
-        while view:
-            n = os.pwrite(self.lv.fd, view, off)
-            view, off = view[n:], off + n
+        off = wrote.result()
         # Start write-back of these pages now (Linux: fadvise DONTNEED writes dirty pages out
         # asynchronously), so the fsync at the end of the chunk has little left to wait for.
         try:
