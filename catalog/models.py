@@ -5,7 +5,6 @@ what a device's own clock read is kept as text, exactly as read, beside the
 corrected instant.  Rows describing evidence are never deleted: a purge leaves
 a tombstone (status 'purged') with the hash, metadata and custody history.
 """
-from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from typing import Any

@@ -10,6 +10,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -32,10 +33,13 @@ from catalog import fixity, stations
 from catalog.anchor import Checkpointer
 from catalog.audit import verify_all
 from catalog.models import utcnow
-from custody import demo, station
-from ingest.daemon import Daemon
 from ingest.pipeline import ingest_volume
+from ingest.spool import Spool
 from ingest.simulate import SimDevice, build_volume, have_ffmpeg
+
+if TYPE_CHECKING:
+    from custody.demo import DemoState
+    from ingest.daemon import Daemon
 
 err = Console(stderr=True)
 
@@ -102,6 +106,10 @@ def setup_logging(verbose: bool = False, tz: tzinfo | None = None) -> None:
 @click.pass_obj
 def daemon(app: App, simulate: bool, exit_when_idle: bool, verbose: bool) -> None:
     """Watch the dock root and offload every docked device (the main job) / 监视接入目录,卸载每台接入的设备(主要任务)."""
+    # deferred: the station composes every job worker (indexer, retention, demo bureau); a one-shot
+    # `custody ingest` starts without loading them (issue 14: its start-up is part of every dock)
+    from custody import demo, station
+
     setup_logging(verbose, app.settings.tz)
     d = station.daemon(app, exit_when_idle=exit_when_idle)
 
@@ -127,7 +135,8 @@ def daemon(app: App, simulate: bool, exit_when_idle: bool, verbose: bool) -> Non
         sys.exit(1)
 
 
-def _simulate_later(app: App, d: Daemon, state: demo.DemoState) -> None:
+def _simulate_later(app: App, d: Daemon, state: DemoState) -> None:
+    from custody import demo  # deferred with the daemon
     log = logging.getLogger("custody.daemon")
     try:
         time.sleep(1.0)
@@ -180,7 +189,7 @@ def ingest(app: App, path: Path, as_json: bool, wipe: bool | None) -> None:
         Checkpointer(app).checkpoint("dock")  # the dock ended: anchor the custody log (docs/custody-log.md)
     # As the daemon does: remove spool copies already stored, verified and indexed (issue 14; with
     # `[indexer] workers = 0` they wait for `custody index --pending`, which cleans them then).
-    station.clean_spool(app)
+    Spool.of(app.settings).clean(app.catalog)
     sys.exit(0 if res.ok else 1)
 
 

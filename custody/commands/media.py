@@ -25,8 +25,6 @@ from custody.commands.common import acting, echo_json, iso, safe
 from core.errors import CustodyError, NotFound
 from catalog import custody_log, jobs
 from catalog.models import ClockCorrection, Derivative, Device, Media, Officer
-from disclose import derived as disclose_derived
-from indexer.clock import add_correction, revoke_correction
 
 
 
@@ -113,6 +111,8 @@ def media_detail(s: Session, m: Media, serial: str | None, badge: str | None, tz
 def _derivation(s: Session, m: Media) -> dict[str, Any]:
     """Issue 18: the original a derived (redacted) copy was made from, its approval, and an
     original's derived copies."""
+    from disclose import derived as disclose_derived  # deferred: `media list` starts without the redaction stack
+
     red = disclose_derived.redaction_of(s, m.id)
     copies = s.execute(select(Media.id).where(Media.derived_from == m.id).order_by(Media.id)).scalars().all()
     return {"derived_from": m.derived_from, "derived_copies": list(copies),
@@ -243,6 +243,8 @@ def media_show(app: Any, media_id: int, as_json: bool) -> None:
 @click.pass_obj
 def media_get(app: Any, media_ref: str, out_file: Path, as_json: bool) -> None:
     """Write a stored recording's bytes (original or derived), checked and logged / 下载录像文件."""
+    from disclose import derived as disclose_derived  # deferred, as in _derivation
+
     res = disclose_derived.copy_out(app, media_ref, out_file)
     if as_json:
         echo_json(res)
@@ -372,6 +374,8 @@ def clock_correct(app: Any, serial: str, valid_from: str, valid_to: str | None, 
     end = parse_device_time(valid_to, tz) if valid_to else None
     with app.catalog.session() as s:
         actor = acting(app, s, "correct_clock", f"device:{serial}")
+        from indexer.clock import add_correction  # deferred: loads the indexer's worker (light commands stay light)
+
         corr, retimed = add_correction(app, s, serial, start, end, offset_seconds, reason, actor.username)
         cid = corr.id
     click.echo(f"校正 Correction #{cid} for {serial}: offset {offset_seconds:+.3f} s; "
@@ -386,6 +390,8 @@ def clock_revoke(app: Any, correction_id: int, reason: str) -> None:
     """Withdraw a correction; affected recordings are re-timed without it / 撤销一次时钟校正;受影响的录像不再按其计时."""
     with app.catalog.session() as s:
         actor = acting(app, s, "correct_clock", f"clock_correction:{correction_id}")
+        from indexer.clock import revoke_correction  # deferred, as above
+
         retimed = revoke_correction(app, s, correction_id, reason, actor.username)
     click.echo(f"撤销 Revoked correction #{correction_id}; 重新计时 re-timed {len(retimed)} recording(s).")
 
