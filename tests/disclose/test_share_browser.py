@@ -158,6 +158,12 @@ def test_sync_player_and_recipient_download(server, browser, tmp_path: Path) -> 
     segs = {li.get_attribute("data-media"): (float(li.get_attribute("data-from")), float(li.get_attribute("data-to")))
             for li in page.locator("#sync-segment-items li").all()}
     assert segs == {str(first): (2.5, 3.5), str(second): (0.5, 1.5)}
+    # Each recording's segment opens its redaction form with those times filled in.
+    link = page.locator(f"#sync-segment-items li[data-media='{second}'] a.sync-redact")
+    assert link.get_attribute("href") == f"/media/{second}/redact?from=0.5&to=1.5"
+    link.click()
+    page.wait_for_selector("#redact-from")
+    assert (page.input_value("#redact-from"), page.input_value("#redact-to")) == ("0.5", "1.5")
     assert not [e for e in errors if "Content Security Policy" in e], errors
     ctx.close()
     assert {e.media_id for e in events(app, action="streamed", actor="rev")} == {first, second}

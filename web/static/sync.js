@@ -119,7 +119,13 @@
         li.setAttribute("data-from", from.toFixed(1));
         li.setAttribute("data-to", to.toFixed(1));
         li.textContent = "#" + i.id + ": " + from.toFixed(1) + " s → " + to.toFixed(1) + " s   custody redact " + i.id +
-          " --from " + from.toFixed(1) + " --to " + to.toFixed(1) + " --reason …";
+          " --from " + from.toFixed(1) + " --to " + to.toFixed(1) + " --reason …  ";
+        // The segment goes straight into the redaction form of that recording (its own times).
+        var link = document.createElement("a");
+        link.className = "sync-redact";
+        link.href = "/media/" + i.id + "/redact?from=" + from.toFixed(1) + "&to=" + to.toFixed(1);
+        link.textContent = segList.getAttribute("data-redact-label") || "Redact";
+        li.appendChild(link);
         segList.appendChild(li);
       });
     }
