@@ -1,7 +1,9 @@
 """`create_app(app)`: the FastAPI application over one catalog and one store."""
 from __future__ import annotations
 
-from contextlib import contextmanager
+import logging
+import threading
+from contextlib import asynccontextmanager, contextmanager
 from http import HTTPStatus
 from pathlib import Path
 from typing import Iterator
@@ -14,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
 from catalog.app import App
+from ingest import field
 from core.errors import CustodyError, NotFound, PermissionDenied, StorageIntegrityError, StorageUnavailable
 from catalog import custody_log
 from web.auth import LoginRequired, Refused, log_refusal, remote_addr
@@ -25,6 +28,7 @@ from web.routes import admin, api_v1, audit, cases, media, mine, review, session
 from web.routes import disclose as disclose_routes
 from web.routes import share as share_routes
 
+log = logging.getLogger("custody.web")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
@@ -36,6 +40,13 @@ SECURITY_HEADERS = {
                                 "style-src 'self'; script-src 'self'; frame-ancestors 'none'"),
     "Cache-Control": "no-store",
 }
+
+
+def _resume_field_uploads(app: App) -> None:
+    try:
+        field.sweep(app, force=True)
+    except Exception:  # noqa: BLE001 - the next request's or the daemon's sweep tries again
+        log.exception("field uploads left unstored by a stopped server: not resumed at start")
 
 
 @contextmanager
@@ -55,6 +66,19 @@ def create_app(app: App) -> FastAPI:
         api.include_router(module.router)
     _install_error_pages(api)
     install_hardening(api, _error)  # issue 17: limits, logged 400/404s, scope as 404, HSTS, proxies
+
+    inner = api.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a):  # noqa: ANN001, ANN202
+        # Field uploads a stopped server left complete but unstored (killed between the last
+        # PATCH and the store) are stored now, not at the next request (issue 15). In a thread:
+        # the server answers meanwhile.
+        threading.Thread(target=_resume_field_uploads, args=(app,), name="field-resume", daemon=True).start()
+        async with inner(a) as state:
+            yield state
+
+    api.router.lifespan_context = lifespan
 
     # Events recorded anywhere while a request is served (linking, holds, plans) carry its origin;
     # pages are evidence views: never framed, never cached by shared caches, no sniffing.

@@ -373,3 +373,36 @@ def test_restart_rehashes_the_durable_prefix_and_cuts_an_unacknowledged_tail(mak
         m = s.get(Media, st.media_id)
         assert m.kind == "audio" and m.original_name == "REC_20261128_093000.m4a"
     assert hashlib.sha256((tmp_path / "objects" / m.storage_key).read_bytes()).digest() == hashlib.sha256(data).digest()
+
+
+def test_a_complete_upload_left_unstored_is_stored_when_the_server_starts(make_app, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server killed between the last PATCH and the store: the next server stores the upload
+    at start, before any request arrives."""
+    from fastapi.testclient import TestClient
+
+    from web.app import create_app
+
+    app = make_app()
+    with app.catalog.session() as s:
+        token = enrol_device(s, "T200008", "test", app.station)[0]
+    with app.catalog.session() as s:
+        ident = check_device_token(s, token)[0]
+    data = random.Random(8).randbytes(MB + 3)
+    info = field.create_upload(app, ident, str(len(data)), _meta(filename="REC_20261128_100000.m4a",
+                                                                 sha256=hashlib.sha256(data).hexdigest()), None)
+    with monkeypatch.context() as m:
+        m.setattr(field, "schedule_store", lambda *a: None)  # the server dies before it stores
+        w = field.ChunkWriter(app, ident, info.upload_id, 0, None, None)
+        w.write(data)
+        assert w.commit() == len(data)
+    time.sleep(0.5)
+    assert field.status(app, ident, info.upload_id, None).state == "complete"  # nothing stored it
+    with TestClient(create_app(app)):  # the next server starts; no request is made
+        deadline = time.time() + 30
+        while (st := field.status(app, ident, info.upload_id, None)).state != "stored":
+            assert time.time() < deadline, st
+            time.sleep(0.1)
+    assert st.sha256 == hashlib.sha256(data).hexdigest()
+    with app.catalog.session() as s:
+        assert s.get(Media, st.media_id).original_name == "REC_20261128_100000.m4a"
