@@ -117,8 +117,8 @@ class StorageSettings(_Section):
         description='S3-compatible endpoint (SeaweedFS, MinIO, Ceph RGW); default: AWS_ENDPOINT_URL_S3/AWS_ENDPOINT_URL or AWS.')
     region: str = Field("us-east-1", description='S3 region name.')
     multipart_threshold_bytes: int = Field(
-        256 * 1024 * 1024,
-        description="Up to this size one PUT carries the dock's SHA-256 as its checksum: the station hashes nothing again and the store one pass less.  Larger files go multipart (retry per part).")
+        1024 * 1024 * 1024,
+        description="Up to this size one PUT carries the dock's SHA-256 as its checksum: the station hashes nothing again and the store one pass less.  Larger files go multipart (retry per part; each part hashed again for its own checksum).  1 GiB keeps a camera's usual 5-15 min clips (300-900 MB at 8 Mbit/s) in one PUT.")
     multipart_chunk_bytes: int = Field(
         64 * 1024 * 1024,
         description='Part size of a multipart upload (each part streamed from the spool with its own SHA-256).')
