@@ -338,6 +338,16 @@ def test_field_upload_then_dock_is_one_object_two_sightings(server: Server, tmp_
                                                     CustodyEvent.media_id == media_id)).first() is not None
 
 
+def _stored(app, ident, upload_id: str, data: bytes):  # noqa: ANN001, ANN202
+    """Wait (30 s at most) until the upload is stored; it must hash to `data`'s SHA-256."""
+    deadline = time.time() + 30
+    while (st := field.status(app, ident, upload_id, None)).state != "stored":
+        assert time.time() < deadline, st
+        time.sleep(0.1)
+    assert st.sha256 == hashlib.sha256(data).hexdigest()
+    return st
+
+
 def test_restart_rehashes_the_durable_prefix_and_cuts_an_unacknowledged_tail(make_app, tmp_path: Path) -> None:
     """In this process: what a restart leaves (no hasher in memory, bytes past the durable offset)."""
     app = make_app()
@@ -364,11 +374,7 @@ def test_restart_rehashes_the_durable_prefix_and_cuts_an_unacknowledged_tail(mak
                           None)
     w.write(data[2 * MB:])
     assert w.commit() == len(data)
-    deadline = time.time() + 30
-    while (st := field.status(app, ident, info.upload_id, None)).state != "stored":
-        assert time.time() < deadline, st
-        time.sleep(0.1)
-    assert st.sha256 == hashlib.sha256(data).hexdigest()
+    st = _stored(app, ident, info.upload_id, data)
     with app.catalog.session() as s:
         m = s.get(Media, st.media_id)
         assert m.kind == "audio" and m.original_name == "REC_20261128_093000.m4a"
@@ -399,10 +405,6 @@ def test_a_complete_upload_left_unstored_is_stored_when_the_server_starts(make_a
     time.sleep(0.5)
     assert field.status(app, ident, info.upload_id, None).state == "complete"  # nothing stored it
     with TestClient(create_app(app)):  # the next server starts; no request is made
-        deadline = time.time() + 30
-        while (st := field.status(app, ident, info.upload_id, None)).state != "stored":
-            assert time.time() < deadline, st
-            time.sleep(0.1)
-    assert st.sha256 == hashlib.sha256(data).hexdigest()
+        st = _stored(app, ident, info.upload_id, data)
     with app.catalog.session() as s:
         assert s.get(Media, st.media_id).original_name == "REC_20261128_100000.m4a"
