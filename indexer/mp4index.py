@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.lazy import lazy
+from ingest.mp4check import MAX_MOOV_BYTES
+from ingest.mp4check import boxes as _boxes  # one ISO-BMFF box walker for the ingest check and the indexer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,7 +27,6 @@ else:  # imported on first use: the CLI loads this module for light commands too
     np = lazy("numpy")
 
 _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}
-MAX_MOOV_BYTES = 256 * 1024 * 1024  # a damaged size field must not make us read gigabytes
 HTTP_TIMEOUT_SECONDS = 30.0
 
 
@@ -34,24 +35,6 @@ class TrackIndex:
     pts_seconds: np.ndarray  # presentation time of each sample, in decode order
     keys: np.ndarray  # bool
     sizes: np.ndarray  # bytes
-
-
-def _boxes(buf: bytes, start: int, end: int):  # noqa: ANN202 - yields (type, payload start, payload end)
-    pos = start
-    while pos + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", buf, pos)
-        head = 8
-        if size == 1:
-            if pos + 16 > end:
-                return
-            size = struct.unpack_from(">Q", buf, pos + 8)[0]
-            head = 16
-        elif size == 0:
-            size = end - pos
-        if size < head or pos + size > end:
-            return
-        yield kind, pos + head, pos + size
-        pos += size
 
 
 Reader = Callable[[int, int], bytes]  # (offset, length) -> bytes read there (fewer at the end)

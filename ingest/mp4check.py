@@ -32,7 +32,7 @@ _CONTAINERS = {b"trak", b"mdia", b"minf", b"stbl"}
 HANDLER = {"video": b"vide", "audio": b"soun"}
 
 
-def _boxes(buf: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+def boxes(buf: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
     """(type, payload start, payload end) of the boxes in buf[start:end]; stops at a bad size."""
     pos = start
     while pos + 8 <= end:
@@ -85,14 +85,14 @@ def _u32s(buf: bytes, start: int, count: int) -> array:
 def _track_end(moov: bytes, a: int, b: int, want: bytes) -> tuple[int, int, int, list[int]] | None:
     """(samples, duration in track units, last sample end, chunk offsets) of the first track
     of handler `want` in moov[a:b], or None when it has none or its tables do not agree."""
-    for kind, ta, tb in _boxes(moov, a, b):
+    for kind, ta, tb in boxes(moov, a, b):
         if kind != b"trak":
             continue
         tables: dict[bytes, tuple[int, int]] = {}
         stack = [(ta, tb)]
         while stack:
             sa, sb = stack.pop()
-            for k, ca, cb in _boxes(moov, sa, sb):
+            for k, ca, cb in boxes(moov, sa, sb):
                 if k in _CONTAINERS:
                     stack.append((ca, cb))
                 else:
