@@ -11,8 +11,8 @@ from __future__ import annotations
 import atexit
 import importlib
 import os
-import threading
 import sys
+import threading
 from typing import Any, NamedTuple
 
 import click

@@ -20,9 +20,9 @@ from ingest import field
 from core.errors import CustodyError, NotFound, PermissionDenied, StorageIntegrityError, StorageUnavailable
 from catalog import custody_log
 from web.auth import LoginRequired, Refused, log_refusal, remote_addr
-from web.hardening import HttpMiddleware
 from web.hardening import install as install_hardening
 from web.i18n import error_text, lang_of
+from web.middleware import HttpMiddleware
 from web.pages import render
 from web.routes import admin, api_v1, audit, cases, media, mine, review, session, uploads
 from web.routes import disclose as disclose_routes

@@ -23,48 +23,11 @@ from catalog import custody_log
 from catalog.app import App
 from core.errors import ConfigError, CustodyError, NotFound, PermissionDenied
 from web.auth import SESSION_COOKIE, Guards, LoginRequired, MfaRequired, Refused, log_refusal, remote_addr
+from web.middleware import HttpMiddleware
 from web.routes import access, mfa
 
 log = logging.getLogger("custody.web")
 
-
-class HttpMiddleware:
-    """A plain ASGI middleware for HTTP requests: `before(request)` may answer instead of the
-    app; `headers(request)` are added to the response where it has none of that name; `around`
-    wraps the whole call (a context manager factory).  Unlike Starlette's `@app.middleware`
-    (BaseHTTPMiddleware), it does not relay each body message through a task group: a 1 GiB
-    tus upload arrives as ~16 000 messages, and that relay cost a fifth of the throughput."""
-
-    def __init__(self, app: Any, before: Callable[[Request], Any] | None = None,
-                 headers: Callable[[Request], dict[str, str]] | None = None,
-                 around: Callable[[Request], Any] | None = None) -> None:
-        self.app, self.before, self.headers, self.around = app, before, headers, around
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        if self.before is not None:
-            answer = await self.before(request)
-            if answer is not None:
-                await answer(scope, receive, send)
-                return
-        extra = self.headers(request) if self.headers is not None else {}
-
-        async def send_with_headers(message: dict) -> None:
-            if message["type"] == "http.response.start" and extra:
-                have = {k.lower() for k, _ in message.get("headers", [])}
-                added = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()
-                         if k.lower().encode("latin-1") not in have]
-                message = {**message, "headers": [*message.get("headers", []), *added]}
-            await send(message)
-
-        if self.around is None:
-            await self.app(scope, receive, send_with_headers)
-            return
-        with self.around(request):
-            await self.app(scope, receive, send_with_headers)
 _MACHINE_PATHS = ("/api/", "/files")  # bearer-token APIs keep their own JSON errors and limits
 
 
