@@ -17,18 +17,23 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING
 
 from core.errors import ConfigError
 from core.settings import Settings
+
+# `cryptography` is imported where a key is loaded, made or checked, not here: every command
+# that opens the catalog imports this module, and the read-only ones never sign (issue 14,
+# start-up).
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 log = logging.getLogger("custody.key")
 
 
 def raw_public(pub: Ed25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
@@ -92,6 +97,9 @@ class StationKey:
 
 def load_or_create(path: Path) -> Ed25519PrivateKey:
     """Read the PEM private key; create it (mode 0600, never replacing a file) when absent."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -137,6 +145,9 @@ class Keyring:
 
     def verify(self, key_id: str, message: bytes, sig_b64: str) -> str | None:
         """None when `sig_b64` is a valid signature of `message` by trusted key `key_id`; else why not."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
         entry = self.keys.get(key_id)
         if entry is None:
             return f"signed by key {key_id}, which is not a trusted station key"
