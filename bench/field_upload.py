@@ -9,6 +9,10 @@ upload `curl -T` is measured against, served by the same process.  Then, on the 
     whole-file SHA-256 in the metadata (the server hashes while writing, fsyncs every chunk);
   * plain: `curl -T FILE` to the bench route (no hashing, one fsync at the end), and the same
     route once per chunk from Python `requests` (the request-per-chunk shape alone);
+  * the tus shape alone: the same tuspy client (checksums on) against bench-only tus routes,
+    `/bench/tus/null/` (the body is received and dropped) and `/bench/tus/fsync/` (written and
+    fsynced per chunk, as the issue asks; no token, hashing or catalog); from them and a SHA-256
+    of one chunk, the per-chunk time budget the target leaves for the server's work;
   * dock: `custody ingest` of a terminal volume holding the same file; its time until the
     device is safe to remove (copy + SHA-256 + fsync + rename, the offload).
 Each measured in --repeat interleaved rounds (default 3); prints medians: MB/s, tus/plain (target >= 0.8) and the server's peak RSS after each phase (flat = the
@@ -65,6 +69,46 @@ async def plain_put(request: Request, name: str) -> Response:
     finally:
         os.close(fd)
     return Response(status_code=201)
+
+# The tus protocol's shape with no server work: creation, HEAD and PATCH as tuspy needs them; a
+# PATCH receives the body and either drops it ("null") or writes it and fsyncs it ("fsync", the
+# durability the issue asks of every chunk), nothing else: no token, no hashing, no catalog.
+_null: dict = {}
+
+@api.post("/bench/tus/{mode}/")
+async def null_create(request: Request, mode: str) -> Response:
+    uid = os.urandom(8).hex()
+    fd = os.open(out_dir / f"tus-{uid}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) if mode != "null" else None
+    _null[uid] = [0, int(request.headers["upload-length"]), fd]
+    return Response(status_code=201, headers={"Location": f"/bench/tus/{mode}/{uid}", "Tus-Resumable": "1.0.0"})
+
+@api.head("/bench/tus/{mode}/{uid}")
+async def null_head(mode: str, uid: str) -> Response:
+    return Response(status_code=200, headers={"Upload-Offset": str(_null[uid][0]),
+                                              "Upload-Length": str(_null[uid][1]), "Tus-Resumable": "1.0.0"})
+
+@api.patch("/bench/tus/{mode}/{uid}")
+async def null_patch(request: Request, mode: str, uid: str) -> Response:
+    entry = _null[uid]
+    off, fd = entry[0], entry[2]
+    buf = bytearray()
+    async for piece in request.stream():
+        if fd is None:
+            off += len(piece)
+            continue
+        buf += piece
+        if len(buf) >= 1 << 20:
+            chunk, buf = buf, bytearray()
+            n = await run_in_threadpool(os.pwrite, fd, chunk, off)
+            off += n
+    if fd is not None:
+        if buf:
+            off += await run_in_threadpool(os.pwrite, fd, buf, off)
+        await run_in_threadpool(os.fsync, fd)
+        if off == entry[1]:
+            os.close(fd)
+    entry[0] = off
+    return Response(status_code=204, headers={"Upload-Offset": str(off), "Tus-Resumable": "1.0.0"})
 
 uvicorn.run(api, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
 '''
@@ -169,7 +213,8 @@ def main() -> None:
         client = TusClient(f"{base}/api/v1/uploads/", headers={"Authorization": f"Bearer {token}"})
         import requests
 
-        runs: dict[str, list[float]] = {"tus": [], "tus_stored": [], "tus_nock": [], "put": [], "put_chunks": []}
+        runs: dict[str, list[float]] = {"tus": [], "tus_stored": [], "tus_nock": [], "put": [], "put_chunks": [],
+                                        "tus_null": [], "tus_fsync": []}
         for rnd in range(args.repeat):  # interleaved rounds: a slow moment of the machine hits every kind
             for checksums in (True, False):
                 up = Sha256Uploader(str(src), client=client, chunk_size=args.chunk, upload_checksum=checksums,
@@ -212,6 +257,17 @@ def main() -> None:
                     assert r.status_code == 201, (r.status_code, r.text[:300])
                     i += 1
             runs["put_chunks"].append(time.perf_counter() - t)
+
+            # the same stock client against the protocol's shape alone (bench routes above): what
+            # tuspy reaches when the server does nothing, and when it only writes + fsyncs each chunk
+            for mode in ("null", "fsync"):
+                bare = TusClient(f"{base}/bench/tus/{mode}/", headers={"Authorization": "Bearer bench"})
+                up = Sha256Uploader(str(src), client=bare, chunk_size=args.chunk, upload_checksum=True,
+                                    metadata={"filename": name, "sha256": sha})
+                os.sync()
+                t = time.perf_counter()
+                up.upload()
+                runs["tus_" + mode.replace("-", "_")].append(time.perf_counter() - t)
             print(f"  round {rnd + 1}: tus {runs['tus'][-1]:.2f} s, plain PUT {runs['put'][-1]:.2f} s", flush=True)
         med = {k: statistics.median(v) for k, v in runs.items()}
         t_tus, t_tus_stored, t_put, t_put_chunks = med["tus"], med["tus_stored"], med["put"], med["put_chunks"]
@@ -240,6 +296,28 @@ def main() -> None:
     print(f"  tus / plain PUT = {t_put / t_tus:.2f}x   (target >= 0.8x); "
           f"without chunk checksums {t_put / med['tus_nock']:.2f}x")
     print(f"  tus / plain PUT per chunk = {t_put_chunks / t_tus:.2f}x   (the server's own per-chunk work)")
+    print("  the protocol's shape alone, same tuspy client with checksums (bench routes, no token/hash/catalog):")
+    print(f"    server drops the body                  {rate(med['tus_null'])}  = {t_put / med['tus_null']:.2f}x plain PUT")
+    print(f"    server writes + fsyncs each chunk      {rate(med['tus_fsync'])}  = {t_put / med['tus_fsync']:.2f}x plain PUT")
+    # The per-chunk budget: tus is one request at a time (the client hashes the next chunk only
+    # after the answer), so at the target each chunk may take 1/0.8 of the plain PUT's time per
+    # chunk's worth of bytes; the stock client and the protocol alone take what the drop route took.
+    chunks = -(-args.size // args.chunk)
+    hashes = []
+    block = os.urandom(args.chunk)
+    for _ in range(9):
+        t = time.perf_counter()
+        hashlib.sha256(block).digest()
+        hashes.append(time.perf_counter() - t)
+    sha_ms = statistics.median(hashes) * 1000
+    at_target = t_put / 0.8 / chunks * 1000
+    bare = med["tus_null"] / chunks * 1000
+    print(f"  per {args.chunk / MB:.0f} MiB chunk: plain PUT {t_put / chunks * 1000:.1f} ms; at the target (0.8x) "
+          f"{at_target:.1f} ms; tuspy + protocol with a server doing nothing {bare:.1f} ms; left for the server's "
+          f"work {at_target - bare:.1f} ms")
+    print(f"  which must hold two SHA-256 of the chunk (its Upload-Checksum and the whole file's), "
+          f"{2 * sha_ms:.1f} CPU-ms here, the fsync, and the catalog commit; Custody's tus took "
+          f"{t_tus / chunks * 1000:.1f} ms per chunk")
     if t_dock:
         print(f"  tus / dock offload = {t_dock / t_tus:.2f}x")
     print(f"  server peak RSS: {rss0:.0f} MB at start, {rss_tus:.0f} MB after tus, {rss_put:.0f} MB after PUT")
