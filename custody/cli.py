@@ -18,7 +18,6 @@ from typing import Any, NamedTuple
 import click
 
 from core.errors import CatalogUnavailable, CustodyError
-from core.settings import load_settings
 
 
 class Entry(NamedTuple):
@@ -120,7 +119,10 @@ def _catalog_unreachable(e: Exception) -> bool:
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None, user: str | None) -> None:
     """Custody — body-camera and media evidence / 执法音视频证据管理."""
-    from catalog.app import App  # deferred: opening nothing, but SQLAlchemy/boto3 wiring is not needed for --help
+    # deferred: `custody --help` needs neither the settings (pydantic, ~0.1 s) nor the catalog's
+    # wiring (SQLAlchemy); a subcommand runs this first, so they load here (issue 14, start-up)
+    from catalog.app import App
+    from core.settings import load_settings
 
     app = App(load_settings(config_file), user=user)
     ctx.obj = app

@@ -88,6 +88,8 @@ def create_app(app: App) -> FastAPI:
 
 
 def _wants_html(request: Request) -> bool:
+    if request.url.path.startswith("/api/"):  # machines (terminals, the enforcement system): plain text, never a page
+        return False
     return "text/html" in request.headers.get("accept", "") or request.method == "POST"
 
 

@@ -27,6 +27,11 @@ router = APIRouter()
 TUS_VERSION = "1.0.0"
 BASE = "/api/v1/uploads/"
 EXTENSIONS = "creation,checksum,termination,expiration"
+# tus core: "X-HTTP-Method-Override ... MUST be interpreted as the request's method by the
+# Server, if the header is presented".  Clients whose HTTP stack cannot send PATCH or DELETE
+# send POST with it: tus-java-client (what Android apps use) on runtimes that refuse PATCH, and
+# tus-js-client with `overridePatchMethod`.  Only here: the rest of the app ignores the header.
+OVERRIDABLE = ("PATCH", "DELETE", "HEAD")
 BUFFER = 1 << 20  # body pieces are gathered to 1 MiB before each write+hash (memory stays flat)
 
 
@@ -58,8 +63,16 @@ async def _device(request: Request) -> DeviceIdentity | Response:
         return ident
     if token is None and request.cookies.get(SESSION_COOKIE):
         why = "a web login session cannot upload; only an enrolled device's token can"
-    await run_in_threadpool(field.log_refused, app, "anonymous", why, addr, f"{request.method} {request.url.path}")
+    await run_in_threadpool(field.log_refused, app, "anonymous", why, addr, f"{_verb(request)} {request.url.path}")
     return _text(401, f"{why} / 仅已登记终端的令牌可以上传", **{"WWW-Authenticate": 'Bearer realm="custody"'})
+
+
+def _verb(request: Request) -> str:
+    """The method as the log should name it: a POST carrying X-HTTP-Method-Override is that method."""
+    override = request.headers.get("x-http-method-override", "").strip().upper()
+    if request.method == "POST" and override in OVERRIDABLE:
+        return f"{override} (POST with X-HTTP-Method-Override)"
+    return request.method
 
 
 def _tus_version_ok(request: Request) -> bool:
@@ -75,7 +88,7 @@ async def _refused(request: Request, ident: DeviceIdentity, e: CustodyError) -> 
     """Another device's upload (403) or no such upload (404): refused and logged."""
     if isinstance(e, (field.Forbidden, field.UploadNotFound)):
         await run_in_threadpool(field.log_refused, request.app.state.custody, ident.actor, str(e),
-                                remote_addr(request), f"{request.method} {request.url.path}",
+                                remote_addr(request), f"{_verb(request)} {request.url.path}",
                                 device=ident.serial, token_id=ident.token_id)
     return _error(e)
 
@@ -201,6 +214,21 @@ async def patch(request: Request, upload_id: str) -> Response:
     if writer.sha256:
         extra["Custody-SHA256"] = writer.sha256
     return Response(status_code=204, headers=_headers(**extra))
+
+
+@router.post(BASE + "{upload_id}")
+async def method_override(request: Request, upload_id: str) -> Response:
+    """tus: POST with `X-HTTP-Method-Override: PATCH|DELETE|HEAD` is that method (clients that cannot send PATCH)."""
+    method = request.headers.get("x-http-method-override", "").strip().upper()
+    if method == "PATCH":
+        return await patch(request, upload_id)
+    if method == "DELETE":
+        return await delete(request, upload_id)
+    if method == "HEAD":
+        return await head(request, upload_id)
+    why = (f"X-HTTP-Method-Override {method!r} is not allowed here" if method else
+           "POST to an upload needs X-HTTP-Method-Override: PATCH, DELETE or HEAD")
+    return _text(405, f"{why} / 不支持的请求方法", Allow="HEAD, PATCH, DELETE, OPTIONS, POST")
 
 
 @router.delete(BASE + "{upload_id}")
