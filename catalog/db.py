@@ -17,12 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.models import DockSession, OffloadItem
 from core.errors import ConfigError
+from core.settings import catalog_driver_url
 
 T = TypeVar("T")
 # deadlock_detected, serialization_failure: the transaction was rolled back and may simply run again
@@ -47,7 +48,19 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
         _sqlite_write_serialised(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    try:
+        return create_engine(catalog_driver_url(url), pool_pre_ping=True, pool_size=10, max_overflow=10)
+    except (ImportError, NoSuchModuleError, ArgumentError) as e:  # a driver or dialect this station does not have
+        raise ConfigError(f"catalog URL {make_url_safe(url)!r}: {e}; use sqlite:///PATH or "
+                          f"postgresql+psycopg2://user@host/db / 目录库地址无效或驱动未安装") from e
+
+
+def make_url_safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@", 1)[-1] if "@" in url else url
 
 
 def _sqlite_write_serialised(engine: Engine) -> None:

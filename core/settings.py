@@ -102,7 +102,8 @@ class FixitySettings(_Section):
 class CatalogSettings(_Section):
     url: str = Field(
         "sqlite:///var/catalog.db",
-        description='The catalog database: sqlite:///PATH (embedded default) or postgresql+psycopg2://user@host/db.')
+        description='The catalog database: sqlite:///PATH (embedded default) or postgresql+psycopg2://user@host/db '
+                    '(postgresql:// and postgres:// mean the same driver).')
     auto_migrate: bool = Field(
         True,
         description='Run the Alembic migrations when the catalog is opened (serialised across processes).')
@@ -327,7 +328,7 @@ class Settings(_Section):
 
     @property
     def catalog_url(self) -> str:
-        return resolve_sqlite_url(self.catalog.url, self.home)
+        return catalog_driver_url(resolve_sqlite_url(self.catalog.url, self.home))
 
     @property
     def storage_url(self) -> str:
@@ -349,6 +350,19 @@ def parse_utc_offset(text: str) -> timezone:
         return timezone(sign * timedelta(hours=int(hh), minutes=int(mm)))
     except (ValueError, IndexError) as e:
         raise ConfigError(f"time zone {text!r} is not a UTC offset like +08:00") from e
+
+
+# The PostgreSQL driver Custody ships (pyproject: psycopg2-binary).  `postgresql://` and
+# `postgres://` (libpq's spelling, what pg_dump, psql and most tools take) name no driver, and
+# SQLAlchemy 2.1 would then load psycopg 3, which is not installed: they mean this one.
+PG_DRIVER = "postgresql+psycopg2://"
+
+
+def catalog_driver_url(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return PG_DRIVER + url[len(prefix):]
+    return url
 
 
 def resolve_sqlite_url(url: str, home: Path) -> str:
