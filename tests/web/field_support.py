@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from catalog.tokens import enrol_device
 from conftest import ROOT, free_port
@@ -82,3 +83,13 @@ def wait_state(url: str, token: str, want: str = "stored", timeout: float = 60) 
             return r
         assert time.time() < deadline, f"upload never reached {want}: {r.status_code} {dict(r.headers)}"
         time.sleep(0.2)
+
+
+@pytest.fixture(name="server")
+def server_fixture(make_app, tmp_path):  # noqa: ANN001, ANN201
+    """A running `custody serve` on the embedded catalog (`server.app`: the same catalog in this process)."""
+    app = make_app()
+    srv = Server(app.settings.config_path, tmp_path).start()
+    srv.app = app
+    yield srv
+    srv.stop()

@@ -21,21 +21,12 @@ from catalog import custody_log
 from catalog.tokens import check_device_token, enrol_device
 from catalog.models import CustodyEvent, DockSession, FieldUpload, Media, Sighting, utcnow
 from conftest import write_config
-from field_support import Server, wait_state
+from field_support import Server, server_fixture, wait_state  # noqa: F401 - the `server` fixture
 from ingest import field
 from tusclient.client import TusClient
 
 CLIENT = Path(__file__).resolve().parent / "tus_client_proc.py"
 MB = 1 << 20
-
-
-@pytest.fixture
-def server(make_app, tmp_path):  # noqa: ANN001, ANN201
-    app = make_app()
-    srv = Server(app.settings.config_path, tmp_path).start()
-    srv.app = app
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

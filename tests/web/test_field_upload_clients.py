@@ -18,19 +18,10 @@ from sqlalchemy import select
 
 from catalog.models import CustodyEvent, FieldUpload, Media
 from conftest import ROOT
-from field_support import Server, wait_state
+from field_support import Server, server_fixture, wait_state  # noqa: F401 - the `server` fixture
 
 CLIENTS = ROOT / "tests" / "clients"
 TUS_JS = CLIENTS / "node_modules" / "tus-js-client"
-
-
-@pytest.fixture
-def server(make_app, tmp_path):  # noqa: ANN001, ANN201
-    app = make_app()
-    srv = Server(app.settings.config_path, tmp_path).start()
-    srv.app = app
-    yield srv
-    srv.stop()
 
 
 def _clip(tmp_path: Path, name: str, seconds: int = 2) -> Path:
