@@ -51,11 +51,11 @@ def make_engine(url: str) -> Engine:
     try:
         return create_engine(catalog_driver_url(url), pool_pre_ping=True, pool_size=10, max_overflow=10)
     except (ImportError, NoSuchModuleError, ArgumentError) as e:  # a driver or dialect this station does not have
-        raise ConfigError(f"catalog URL {make_url_safe(url)!r}: {e}; use sqlite:///PATH or "
+        raise ConfigError(f"catalog URL {_url_without_password(url)!r}: {e}; use sqlite:///PATH or "
                           f"postgresql+psycopg2://user@host/db / 目录库地址无效或驱动未安装") from e
 
 
-def make_url_safe(url: str) -> str:
+def _url_without_password(url: str) -> str:
     """The URL without its password, for messages."""
     try:
         return make_url(url).render_as_string(hide_password=True)
