@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -33,7 +34,9 @@ INDEX_KINDS = ("index", "reindex", "retime")
 RETAIN_KINDS = ("retain",)
 # fixity: re-read and re-hash one stored object on the rolling schedule (catalog.fixity, issue 16).
 FIXITY_KINDS = ("fixity",)
-KINDS = (*INDEX_KINDS, *RETAIN_KINDS, *FIXITY_KINDS)
+# redact: a redaction a reviewer asked for in the web app (disclose/queue.py); run by the web app.
+REDACT_KINDS = ("redact",)
+KINDS = (*INDEX_KINDS, *RETAIN_KINDS, *FIXITY_KINDS, *REDACT_KINDS)
 OPEN_STATES = ("pending", "running")
 MAX_BACKOFF_SECONDS = 3600.0
 
@@ -51,10 +54,16 @@ class Lease:
     worker_id: str
 
 
-def enqueue(session: Session, media_id: int, kind: str = "index") -> Job:
-    """Add a job unless the same work is already waiting or running for this recording."""
+def enqueue(session: Session, media_id: int, kind: str = "index", params: dict[str, Any] | None = None) -> Job:
+    """Add a job unless the same work is already waiting or running for this recording
+    (a job with `params` is its own request: always added)."""
     if kind not in KINDS:
         raise ValueError(f"unknown job kind {kind!r}")
+    if params is not None:
+        job = Job(kind=kind, media_id=media_id, state="pending", params=params)
+        session.add(job)
+        session.flush()
+        return job
     open_job = session.execute(
         select(Job).where(Job.media_id == media_id, Job.kind == kind, Job.state.in_(OPEN_STATES))
     ).scalars().first()

@@ -273,6 +273,8 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     station: Mapped[str | None] = mapped_column(String(64))  # the station of the latest claim (issue 16)
+    # what the job needs beyond the recording (a web redaction: plan, reason, who asked; its result)
+    params: Mapped[dict[str, Any] | None] = mapped_column()
 
 
 class ClockCorrection(Base):

@@ -107,8 +107,9 @@ def _tee(chunks: Any, f: Any) -> Any:
 
 def make_redaction(app: App, media_ref: str, plan: redact.Plan, reason: str, *, actor: Actor | None = None,
                    threshold: float = DEFAULT_THRESHOLD, input_width: int = DEFAULT_INPUT_WIDTH,
-                   remote_addr: str | None = None) -> Made:
-    """Make, store and log a derived copy of the recording `media_ref` (id or SHA-256)."""
+                   remote_addr: str | None = None, job_id: int | None = None) -> Made:
+    """Make, store and log a derived copy of the recording `media_ref` (id or SHA-256).
+    `job_id`: the web request's `redact` job (disclose/queue.py), kept in the redaction log."""
     reason = check_reason(reason)
     with app.catalog.session() as s:
         actor = actor or resolve_actor(s, app.user)
@@ -139,7 +140,8 @@ def make_redaction(app: App, media_ref: str, plan: redact.Plan, reason: str, *, 
         now = utcnow()
         entry = {"schema": 1, "by": actor.username, "at": now.isoformat(), "reason": reason,
                  "original": {"id": original.id, "sha256": original.sha256, "size": original.size},
-                 "derived": {"sha256": sha, "size": size}, "request": plan.describe(), **facts}
+                 "derived": {"sha256": sha, "size": size}, "request": plan.describe(), **facts,
+                 **({"job": job_id} if job_id is not None else {})}
         with app.catalog.session() as s:
             dup = s.execute(select(Media.id).where(Media.sha256 == sha)).scalar_one_or_none()
         if dup is not None:

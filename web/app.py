@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
 from catalog.app import App
+from disclose import queue as redact_queue
 from ingest import field
 from core.errors import CustodyError, NotFound, PermissionDenied, StorageIntegrityError, StorageUnavailable
 from catalog import custody_log
@@ -75,8 +76,15 @@ def create_app(app: App) -> FastAPI:
         # PATCH and the store) are stored now, not at the next request (issue 15). In a thread:
         # the server answers meanwhile.
         threading.Thread(target=_resume_field_uploads, args=(app,), name="field-resume", daemon=True).start()
-        async with inner(a) as state:
-            yield state
+        # Redactions asked for in the web app run here, one at a time, as catalog jobs: those a
+        # stopped server left are finished now (disclose/queue.py).
+        redactions = redact_queue.Worker(app)
+        redactions.start()
+        try:
+            async with inner(a) as state:
+                yield state
+        finally:
+            redactions.stop()
 
     api.router.lifespan_context = lifespan
 

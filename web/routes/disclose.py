@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
-import threading
+import time
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
@@ -19,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from catalog.app import App
 from catalog.models import Media
 from core.errors import CustodyError, NotFound
-from disclose import derived, redact
+from disclose import derived, queue, redact
 from web import trail
 from web.auth import Viewer, allow
 from web.i18n import lang_of
@@ -72,38 +71,13 @@ def redact_form(request: Request, media_id: int, start: str = Query("", alias="f
         return render(request, "redact_form.html", viewer, rt=_rt(request), m=media, pre_from=start, pre_to=end)
 
 
-class _Run:
-    """One redaction running in the background for a web viewer (kept in memory until read)."""
-
-    def __init__(self, media_id: int, username: str) -> None:
-        self.media_id, self.username = media_id, username
-        self.derived_id: int | None = None
-        self.error: str | None = None
-        self.done = threading.Event()
-
-
-_runs: dict[str, _Run] = {}
-_runs_lock = threading.Lock()
-
-
-def _work(app: App, run: _Run, plan: redact.Plan, reason: str, viewer: Viewer) -> None:
-    try:
-        made = derived.make_redaction(app, str(run.media_id), plan, reason, actor=viewer.actor,
-                                      remote_addr=viewer.remote_addr)
-        run.derived_id = made.derived.id
-    except Exception as e:  # noqa: BLE001 - shown to the viewer; make_redaction logged what it could
-        log.exception("redaction of recording %s failed", run.media_id)
-        run.error = str(e) or type(e).__name__
-    finally:
-        run.done.set()
-
-
 @router.post("/media/{media_id}/redact")
 def redact_submit(request: Request, media_id: int, start: str = Form(""), end: str = Form(""),
                   faces: str = Form(""), boxes: str = Form(""), mute: str = Form(""), still: str = Form(""),
                   reason: str = Form(""), viewer: Viewer = Depends(allow("export"))) -> Response:
-    """Checks the form at once (400 on a mistake), then redacts in the background: a recording
-    takes about as long as it plays, longer than a browser waits for an answer."""
+    """Checks the form at once (400 on a mistake), then queues the redaction as a catalog job
+    (disclose/queue.py: one at a time, finished after a restart): a recording takes about as
+    long as it plays, longer than a browser waits for an answer."""
     app: App = request.app.state.custody
     with app.catalog.session() as s:
         media = load_media(request, s, viewer, media_id)  # scope checked (and refusals logged) as for viewing
@@ -111,31 +85,29 @@ def redact_submit(request: Request, media_id: int, start: str = Form(""), end: s
             raise NotFound(f"recording {media_id} was purged / 录像已清除")
     plan = _plan(start, end, bool(faces), boxes, mute, still)
     reason = derived.check_reason(reason)
-    token = secrets.token_urlsafe(16)
-    run = _Run(media_id, viewer.username)
-    with _runs_lock:
-        _runs[token] = run
-    threading.Thread(target=_work, args=(app, run, plan, reason, viewer), name=f"redact-{media_id}",
-                     daemon=True).start()
-    run.done.wait(timeout=WAIT_SECONDS)  # short recordings: straight to the result
-    return RedirectResponse(f"/redact-runs/{token}", status_code=303)
+    job_id = queue.request(app, media_id, plan, reason, viewer.username, viewer.remote_addr)
+    deadline = time.monotonic() + WAIT_SECONDS  # short recordings: straight to the result
+    while time.monotonic() < deadline:
+        st = queue.status(app, job_id)
+        if st is None or st.state in ("done", "failed"):
+            break
+        time.sleep(0.2)
+    return RedirectResponse(f"/redact-runs/{job_id}", status_code=303)
 
 
-@router.get("/redact-runs/{token}")
-def redact_progress(request: Request, token: str, viewer: Viewer = Depends(allow("export"))) -> Response:
-    with _runs_lock:
-        run = _runs.get(token)
-    if run is None or run.username != viewer.username:
+@router.get("/redact-runs/{job_id}")
+def redact_progress(request: Request, job_id: int, viewer: Viewer = Depends(allow("export"))) -> Response:
+    app: App = request.app.state.custody
+    st = queue.status(app, job_id)
+    if st is None or st.username != viewer.username:
         raise NotFound("no such redaction in progress / 无此处理任务")
-    if not run.done.is_set():
-        page = render(request, "redact_running.html", viewer, rt=_rt(request), media_id=run.media_id)
+    if st.state in ("pending", "running"):
+        page = render(request, "redact_running.html", viewer, rt=_rt(request), media_id=st.media_id)
         page.headers["Refresh"] = "3"  # the browser asks again (no script needed)
         return page
-    with _runs_lock:
-        _runs.pop(token, None)
-    if run.error is not None:
-        raise CustodyError(run.error)
-    return RedirectResponse(f"/redactions/{run.derived_id}", status_code=303)
+    if st.state == "failed" or st.derived_id is None:
+        raise CustodyError(st.error or "the redaction failed / 处理失败")
+    return RedirectResponse(f"/redactions/{st.derived_id}", status_code=303)
 
 
 @router.get("/redactions/{derived_id}")
