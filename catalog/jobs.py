@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -135,6 +136,29 @@ def renew(catalog: Catalog, lease: Lease, lease_seconds: float) -> bool:
             .execution_options(synchronize_session=False)
         )
         return res.rowcount == 1
+
+
+@contextmanager
+def renewed(catalog: Catalog, lease: Lease, lease_seconds: float) -> Iterator[None]:
+    """Renew the lease every third of its life on a thread while the body runs (work with no
+    natural points to call `renew` between, such as one long ffmpeg run)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(max(1.0, lease_seconds / 3)):
+            try:
+                if not renew(catalog, lease, lease_seconds):
+                    return  # retaken: the body's `finish` will raise LeaseLost
+            except Exception:  # noqa: BLE001 - catalog briefly away: the lease has slack, try again
+                logging.getLogger("custody.jobs").warning("job %s: lease renewal failed", lease.job_id)
+
+    t = threading.Thread(target=loop, name=f"job-lease-{lease.job_id}", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
 
 
 def _ours(lease: Lease) -> tuple:

@@ -37,12 +37,8 @@ log = logging.getLogger("custody.redact")
 KIND = "redact"
 
 
-def plan_params(plan: redact.Plan) -> dict[str, Any]:
-    return {"start": plan.start, "end": plan.end, "faces": plan.faces, "boxes": [asdict(b) for b in plan.boxes],
-            "mute": [list(r) for r in plan.mute], "still": plan.still, "detect_every": plan.detect_every}
-
-
 def plan_of(p: dict[str, Any]) -> redact.Plan:
+    """The plan a job was given (stored with `dataclasses.asdict`)."""
     return redact.Plan(start=p["start"], end=p["end"], faces=p["faces"],
                        boxes=[redact.ManualBox(**b) for b in p["boxes"]], mute=[tuple(r) for r in p["mute"]],
                        still=p["still"], detect_every=p["detect_every"])
@@ -52,7 +48,7 @@ def request(app: App, media_id: int, plan: redact.Plan, reason: str, username: s
             remote_addr: str | None) -> int:
     """Queue a redaction; its job id."""
     with app.catalog.session() as s:
-        job = jobs.enqueue(s, media_id, KIND, params={"plan": plan_params(plan), "reason": reason,
+        job = jobs.enqueue(s, media_id, KIND, params={"plan": asdict(plan), "reason": reason,
                                                       "username": username, "remote_addr": remote_addr})
         return job.id
 
@@ -101,22 +97,11 @@ def run(app: App, lease: jobs.Lease) -> str:
     try:
         made = _made_by(app, lease.job_id, lease.media_id)
         if made is None:
-            stop = threading.Event()
-
-            def keep_lease() -> None:  # a long recording takes longer than a lease
-                while not stop.wait(max(1.0, cfg.job_lease_seconds / 3)):
-                    jobs.renew(app.catalog, lease, cfg.job_lease_seconds)
-
-            renewer = threading.Thread(target=keep_lease, name=f"redact-lease-{lease.job_id}", daemon=True)
-            renewer.start()
-            try:
+            with jobs.renewed(app.catalog, lease, cfg.job_lease_seconds):  # longer than a lease
                 with app.catalog.session() as s:
                     actor = resolve_actor(s, p["username"])
                 made = derived.make_redaction(app, str(lease.media_id), plan_of(p["plan"]), p["reason"], actor=actor,
                                               remote_addr=p.get("remote_addr"), job_id=lease.job_id).derived.id
-            finally:
-                stop.set()
-                renewer.join()
         _finish(app, lease, derived_id=made)
         return "done"
     except jobs.LeaseLost as e:
